@@ -1,0 +1,25 @@
+"""Text log (file + console) shared by every entry script; TensorBoard lives in the trainer."""
+import logging
+import sys
+
+FMT = '%(asctime)s %(levelname).1s %(message)s'
+DATEFMT = '%m-%d %H:%M:%S'
+
+
+def setup_logger(log_file=None, rank=0, level=logging.INFO):
+    """Root logger: console on rank 0 only, plus a file when given. Idempotent."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, '_sefd', False):
+            root.removeHandler(h)
+    root.setLevel(level if rank == 0 else logging.WARNING)
+    handlers = []
+    if rank == 0:
+        handlers.append(logging.StreamHandler(sys.stdout))
+        if log_file:
+            handlers.append(logging.FileHandler(log_file))
+    for h in handlers:
+        h._sefd = True
+        h.setFormatter(logging.Formatter(FMT, DATEFMT))
+        root.addHandler(h)
+    return logging.getLogger('sefd')

@@ -1,0 +1,141 @@
+"""Evaluation metrics: the one place MPJPE, PA-MPJPE, MPVPE and the 3DPW protocol are defined.
+
+Per-sample functions take [B,N,3] (any leading dims) torch tensors or numpy arrays and return one
+value per sample, computed in float64, in the input units times `scale` (scale=1000 for m -> mm).
+torch in -> torch out, numpy in -> numpy out.
+"""
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from common.utils.joint_sets import H36M17, H36M_EVAL14
+from common.utils.transforms import procrustes_align
+
+
+def _as_tensor(x):
+    """numpy / scipy.sparse / torch -> float64 torch tensor, and whether the input was torch."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(torch.float64), True
+    if hasattr(x, 'toarray'):  # scipy sparse regressors
+        x = x.toarray()
+    return torch.from_numpy(np.asarray(x, dtype=np.float64)), False
+
+
+def _out(x, as_torch):
+    return x if as_torch else x.cpu().numpy()
+
+
+def _check(pred, gt, what):
+    if tuple(pred.shape) != tuple(gt.shape) or pred.shape[-1] != 3:
+        raise ValueError(f'{what}: pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must both be [...,N,3]')
+
+
+def _mean_l2(pred, gt):
+    return torch.linalg.vector_norm(pred - gt, dim=-1).mean(dim=-1)
+
+
+def mpjpe(pred, gt, scale=1.0):
+    """Mean per-joint L2 error, [...,J,3] -> [...]. No alignment: root-relate the inputs first."""
+    _check(pred, gt, 'mpjpe')
+    p, is_t = _as_tensor(pred)
+    g, _ = _as_tensor(gt)
+    return _out(_mean_l2(p, g.to(p.device)) * scale, is_t)
+
+
+def pa_mpjpe(pred, gt, scale=1.0):
+    """MPJPE after the similarity Procrustes alignment of pred onto gt, [...,J,3] -> [...]."""
+    _check(pred, gt, 'pa_mpjpe')
+    p, is_t = _as_tensor(pred)
+    g, _ = _as_tensor(gt)
+    g = g.to(p.device)
+    return _out(_mean_l2(procrustes_align(p, g), g) * scale, is_t)
+
+
+def mpvpe(pred_verts, gt_verts, scale=1.0):
+    """Mean per-vertex L2 error, [...,V,3] -> [...]. No alignment: root-relate the inputs first."""
+    _check(pred_verts, gt_verts, 'mpvpe')
+    return mpjpe(pred_verts, gt_verts, scale)
+
+
+def evaluate_3dpw(pred_mesh, gt_mesh, h36m_regressor, smpl_pelvis_regressor):
+    """The 3DPW protocol (3DCrowdNet / SEFD `evaluate`), per sample, in mm.
+
+    pred_mesh, gt_mesh: [B,V,3] in metres (pred usually root-relative, gt in the camera frame: each is
+    made root-relative here). h36m_regressor: [17,V] (H36M17 order). smpl_pelvis_regressor: [V] or
+    [1,V], row 0 of the SMPL joint regressor.
+    - joints = H36M regressor . mesh, minus their own H36M Pelvis, Eval-14 subset -> MPJPE, PA-MPJPE;
+    - MPVPE: both meshes minus their own SMPL pelvis (a different root from the joints').
+    Returns {'mpjpe', 'pa_mpjpe', 'mpvpe'}: numpy float64 arrays [B].
+    """
+    pred, _ = _as_tensor(pred_mesh)
+    gt, _ = _as_tensor(gt_mesh)
+    J, _ = _as_tensor(h36m_regressor)
+    pel, _ = _as_tensor(smpl_pelvis_regressor)
+    dev = pred.device
+    gt, J, pel = gt.to(dev), J.to(dev), pel.to(dev)
+    _check(pred, gt, 'evaluate_3dpw')
+    if pred.ndim != 3:
+        raise ValueError(f'evaluate_3dpw: meshes must be [B,V,3], got {tuple(pred.shape)}')
+    V = pred.shape[1]
+    if tuple(J.shape) != (len(H36M17), V):
+        raise ValueError(f'evaluate_3dpw: h36m_regressor must be [{len(H36M17)},{V}], got {tuple(J.shape)}')
+    if pel.ndim == 2 and pel.shape[0] == 1:
+        pel = pel[0]
+    if tuple(pel.shape) != (V,):
+        raise ValueError(f'evaluate_3dpw: smpl_pelvis_regressor must be [{V}] (row 0 of the SMPL joint '
+                         f'regressor), got {tuple(pel.shape)}')
+
+    root = H36M17.root_idx
+    eval14 = torch.as_tensor(H36M_EVAL14, device=dev)
+
+    def joints(mesh):
+        j = torch.einsum('jv,bvc->bjc', J, mesh)
+        return (j - j[:, root:root + 1])[:, eval14]
+
+    def pelvis_relative(mesh):
+        return mesh - torch.einsum('v,bvc->bc', pel, mesh)[:, None]
+
+    pj, gj = joints(pred), joints(gt)
+    return {
+        'mpjpe': _mean_l2(pj, gj).mul(1000).cpu().numpy(),
+        'pa_mpjpe': _mean_l2(procrustes_align(pj, gj), gj).mul(1000).cpu().numpy(),
+        'mpvpe': _mean_l2(pelvis_relative(pred), pelvis_relative(gt)).mul(1000).cpu().numpy(),
+    }
+
+
+class MetricAccumulator:
+    """Collects per-sample metric values over a test loop; summary() is the plain mean over all
+    samples (not a mean of batch means, which would weight a short last batch wrongly)."""
+
+    def __init__(self):
+        self._values = defaultdict(list)
+
+    def reset(self):
+        self._values.clear()
+
+    def add(self, metrics):
+        """metrics: {name: per-sample values} (torch, numpy, list or scalar)."""
+        for k, v in metrics.items():
+            if isinstance(v, torch.Tensor):
+                v = v.detach().cpu().numpy()
+            self._values[k].append(np.asarray(v, dtype=np.float64).reshape(-1))
+
+    def per_sample(self):
+        """{name: all values added, concatenated}."""
+        return {k: np.concatenate(v) for k, v in self._values.items()}
+
+    def counts(self):
+        return {k: int(sum(a.size for a in v)) for k, v in self._values.items()}
+
+    @property
+    def count(self):
+        """Number of samples (of the most populated metric, if they differ)."""
+        return max(self.counts().values(), default=0)
+
+    def __len__(self):
+        return self.count
+
+    def summary(self):
+        """{name: mean over all samples}; {} before any add()."""
+        return {k: float(v.mean()) if v.size else float('nan') for k, v in self.per_sample().items()}

@@ -1,0 +1,282 @@
+"""The one typed configuration: dataclass defaults <- YAML experiment file <- `key=value` overrides.
+
+    cfg = load_config('assets/yaml/baseline.yml', ['train.lr=1e-4', 'model.backbone=resnet18'])
+
+Unknown keys and ill-typed values are a `UserError` naming the closest valid key. Nothing is created on
+import; `make_exp_dir(cfg)` makes the experiment folder when a run starts.
+"""
+import dataclasses
+import datetime
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from common.errors import UserError
+from common.registry import closest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MODES = ('baseline', 'teacher', 'student')
+EDGE_TYPES = ('none', 'smpl_overlap', 'canny', 'rcf', 'hed', 'pidinet', 'see')
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = 'resnet50'
+    input_size: int = 256          # square crop fed to the network (px); heatmaps are input_size // 4
+    pose_head: str = 'rot6d'       # rot6d (per-joint 6D, no weights needed) | vposer (needs vposer_ckpt)
+    vposer_ckpt: str = ''          # VPoser v1 snapshot (.pt), relative to the repo root or absolute
+    pretrained: str = ''           # backbone init: ImageNet / SimpleBaseline / 3DCrowdNet checkpoint
+    smpl_dir: str = ''             # '' = common/utils/human_model_files (official files, else procedural)
+    procedural_vertices: int = 3000
+    focal: typing.Tuple[float, float] = (5000.0, 5000.0)  # virtual camera of the crop
+    camera_3d_size: float = 2.5    # m; sets the depth scale k of the predicted camera
+    bbox_3d_size: float = 2.0      # m; depth range mapped onto the heatmap z axis
+    sigma: float = 2.5             # input-pose heatmap Gaussian, in heatmap pixels
+
+
+@dataclass
+class EdgeConfig:
+    type: str = 'none'             # one of EDGE_TYPES; decides the 4th input channel
+    dilation: int = 5              # Canny: local-max filter size (SEFD: 5x5)
+    canny_low: float = 0.1
+    canny_high: float = 0.2
+    weights: str = ''              # learned edge nets (rcf/hed/pidinet/see): checkpoint path
+
+
+@dataclass
+class DistillConfig:
+    loss: str = 'none'             # none | log_softmax_l1 | l1 | kd | at | fsp
+    stages: typing.List[int] = field(default_factory=lambda: [3, 4])
+    weights: typing.List[float] = field(default_factory=lambda: [1.0, 2.0])
+    teacher_ckpt: str = ''
+
+
+@dataclass
+class DataConfig:
+    train_sets_3d: typing.List[str] = field(default_factory=lambda: ['Synthetic'])
+    train_sets_2d: typing.List[str] = field(default_factory=list)
+    test_set: str = 'PW3D'
+    root: str = ''                 # '' = data/ of this repository
+    num_workers: int = 4
+    on_bad_sample: str = 'skip'    # skip | error
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64           # per GPU / process
+    lr: float = 1e-4
+    lr_backbone: float = 1e-4
+    lr_dec_epochs: typing.List[int] = field(default_factory=lambda: [15])
+    lr_dec_factor: float = 10.0
+    end_epoch: int = 20
+    amp: bool = False
+    grad_clip: float = 0.0         # 0 = off
+    seed: int = 0
+    print_freq: int = 20
+    max_iters: int = 0             # 0 = full epochs; >0 caps iterations per epoch (smoke runs)
+
+
+@dataclass
+class TestConfig:
+    batch_size: int = 64
+    subset: str = ''               # 3DPW subset name ('' = full split)
+
+
+@dataclass
+class Config:
+    mode: str = 'baseline'         # baseline | teacher | student
+    exp_name: str = ''             # experiment folder prefix ('' = mode)
+    output_dir: str = 'output'
+    model: ModelConfig = field(default_factory=ModelConfig)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    @property
+    def in_channels(self):
+        return 3 if self.edge.type == 'none' else 4
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _valid_keys(obj, prefix=''):
+    keys = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += _valid_keys(value, prefix + f.name + '.')
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _coerce(value, tp, key):
+    """Check/convert a YAML value to the field's annotated type."""
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            value = [value] if origin is list else value
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f'config key {key!r} expects a list, got {value!r}')
+        args = typing.get_args(tp)
+        item_types = args if origin is tuple and args and args[-1] is not Ellipsis else [args[0]] * len(value)
+        if origin is tuple and len(item_types) != len(value):
+            raise UserError(f'config key {key!r} expects {len(item_types)} values, got {value!r}')
+        out = [_coerce(v, t, key) for v, t in zip(value, item_types)]
+        return tuple(out) if origin is tuple else out
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f'config key {key!r} expects true/false, got {value!r}')
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is str and value is None:
+        return ''
+    if tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, tp) and not isinstance(value, bool):
+        return value
+    raise UserError(f'config key {key!r} expects {tp.__name__}, got {value!r}')
+
+
+def _set(cfg, key, value, source):
+    node, parts = cfg, key.split('.')
+    for i, part in enumerate(parts):
+        names = {f.name: f for f in dataclasses.fields(node)}
+        if part not in names:
+            full = '.'.join(parts[:i + 1])
+            raise UserError(f'unknown config key {full!r} in {source}{closest(key, _valid_keys(cfg))}')
+        f = names[part]
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(getattr(node, part)):
+                if not isinstance(value, dict):
+                    raise UserError(f'config key {key!r} in {source} is a section; give it a mapping')
+                for k, v in value.items():
+                    _set(cfg, f'{key}.{k}', v, source)
+            else:
+                hints = typing.get_type_hints(type(node))
+                setattr(node, part, _coerce(value, hints[part], key))
+            return
+        node = getattr(node, part)
+        if not dataclasses.is_dataclass(node):
+            raise UserError(f'config key {".".join(parts[:i + 1])!r} in {source} is not a section')
+
+
+def update_config(cfg, mapping, source='<dict>'):
+    if not isinstance(mapping, dict):
+        raise UserError(f'{source} must hold a mapping of config keys')
+    for key, value in mapping.items():
+        _set(cfg, str(key), value, source)
+    return cfg
+
+
+def parse_overrides(items):
+    """['train.lr=1e-3', 'data.train_sets_3d=[MuCo,Human36M]'] -> {key: value} (YAML-typed values)."""
+    out = {}
+    for item in items or []:
+        if '=' not in item:
+            raise UserError(f'override {item!r} must look like key=value (e.g. train.lr=1e-4)')
+        key, raw = item.split('=', 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ''
+        except yaml.YAMLError:
+            value = raw
+        # YAML reads 1e-4 as a string; floats written that way are common on command lines
+        if isinstance(value, str):
+            try:
+                value = float(value) if any(c in value for c in '.eE') else value
+            except ValueError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
+def validate(cfg):
+    def must(cond, msg):
+        if not cond:
+            raise UserError(msg)
+    must(cfg.mode in MODES, f'mode {cfg.mode!r} is not one of {MODES}{closest(cfg.mode, MODES)}')
+    must(cfg.edge.type in EDGE_TYPES,
+         f'edge.type {cfg.edge.type!r} is not one of {EDGE_TYPES}{closest(cfg.edge.type, EDGE_TYPES)}')
+    must(cfg.model.pose_head in ('rot6d', 'vposer'), f'model.pose_head must be rot6d or vposer')
+    must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,
+         'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot); use model.pose_head=rot6d '
+         'to train without one')
+    must(cfg.model.input_size % 32 == 0 and cfg.model.input_size >= 64,
+         f'model.input_size must be a multiple of 32 and >= 64, got {cfg.model.input_size}')
+    if cfg.mode == 'baseline':
+        must(cfg.edge.type == 'none', f'mode baseline takes no edge channel; set edge.type=none '
+                                      f'(got {cfg.edge.type!r})')
+    if cfg.mode == 'teacher':
+        must(cfg.edge.type == 'smpl_overlap', 'mode teacher sees the SMPL overlap edge: set edge.type=smpl_overlap')
+    if cfg.mode == 'student':
+        must(cfg.edge.type not in ('none', 'smpl_overlap'),
+             'mode student needs an edge it can compute at test time: edge.type=canny|rcf|hed|pidinet|see')
+        must(cfg.distill.loss == 'none' or cfg.distill.teacher_ckpt,
+             'a distilled student needs distill.teacher_ckpt (or distill.loss=none for the edge-only ablation)')
+    must(len(cfg.distill.stages) == len(cfg.distill.weights),
+         'distill.stages and distill.weights must have the same length')
+    must(all(s in (1, 2, 3, 4) for s in cfg.distill.stages), 'distill.stages are backbone stages 1..4')
+    must(cfg.data.on_bad_sample in ('skip', 'error'), 'data.on_bad_sample must be skip or error')
+    return cfg
+
+
+def load_config(yaml_path=None, overrides=None):
+    cfg = Config()
+    if yaml_path:
+        path = resolve_path(yaml_path)
+        if not path.is_file():
+            raise UserError(f'config file {yaml_path} not found (experiment files live in assets/yaml/)')
+        try:
+            mapping = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0]}') from None
+        update_config(cfg, mapping, str(path))
+    update_config(cfg, parse_overrides(overrides), 'the command line')
+    return validate(cfg)
+
+
+def resolve_path(path):
+    """Paths in configs are relative to the repository root (so runs work from any cwd)."""
+    p = Path(os.path.expanduser(str(path)))
+    return p if p.is_absolute() else ROOT / p
+
+
+def make_exp_dir(cfg, now=None):
+    """output/<name>_<YYYYmmdd-HHMMSS>[_k]/ with log/, checkpoint/, result/, tb/ and the resolved config.yaml."""
+    stamp = (now or datetime.datetime.now()).strftime('%Y%m%d-%H%M%S')
+    base = resolve_path(cfg.output_dir) / f'{cfg.exp_name or cfg.mode}_{stamp}'
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f'{base.name}_{k}')
+    for sub in ('log', 'checkpoint', 'result', 'tb'):
+        (path / sub).mkdir()
+    save_config(cfg, path / 'config.yaml')
+    return path
+
+
+def save_config(cfg, path):
+    from common.utils.io import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(_plain(cfg.to_dict()), sort_keys=False))
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

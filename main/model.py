@@ -1,0 +1,138 @@
+"""3DCrowdNet forward for the three variants (baseline / teacher / student).
+
+Input crop (RGB, plus an edge channel for teacher and student) and input 2D pose -> stem feature,
+pose heatmaps -> Pose2Feat -> backbone stages -> PositionNet (15 joints, 3D heatmap) -> RotationNet
+(root 6D, body pose code, betas, camera) -> SMPL mesh, SMPL-30 joints, projected joints.
+
+Batch keys (the loaders produce exactly these; shapes per sample, J=30 SMPL-30 joints, grid = input/4):
+  inputs:  img [3,S,S] RGB in [0,1]; joints [J,2|3] input pose (grid px); joints_mask [J,1];
+           edge [1,S,S] in [0,1] (teacher/student)
+  targets: orig_joint_img [J,3] (grid px; z grid px for 3D sets), fit_joint_img [J,3], orig_joint_cam [J,3] (m,
+           root-relative), fit_joint_cam [J,3], pose_param [72], shape_param [10]
+  meta:    orig_joint_valid [J,1], orig_joint_trunc [J,1], fit_param_valid [72], fit_joint_trunc [J,1],
+           is_valid_fit [1], is_3D [1]
+"""
+import copy
+import math
+
+import torch
+import torch.nn as nn
+
+from common.nets.loss import CoordLoss, ParamLoss
+from common.nets.module import Pose2Feat, PositionNet, RotationNet, render_gaussian_heatmaps
+from common.nets.vposer import IDENTITY_6D, load_vposer_v1, rot6d_pose
+from common.registry import BACKBONES
+from common.utils.joint_sets import GRAPH15, SMPL30
+from common.utils.smpl import get_body_model
+from common.utils.transforms import project_points, rot6d_to_axis_angle
+
+# Graph-15 joints as a subset of SMPL-30 (the PositionNet targets)
+GRAPH15_IN_SMPL30 = torch.tensor([SMPL30.index(n) for n in GRAPH15.joints])
+
+
+class Model(nn.Module):
+    def __init__(self, cfg, body_model=None):
+        super().__init__()
+        mc = cfg.model
+        self.cfg = cfg
+        self.input_size = mc.input_size
+        self.hm_size = mc.input_size // 4
+        self.feat_size = mc.input_size // 32
+        self.backbone = BACKBONES.build(mc.backbone, in_channels=cfg.in_channels)
+        feat_ch = self.backbone.out_channels[-1]
+        self.pose2feat = Pose2Feat(num_joints=len(SMPL30), feat_dim=64)
+        self.position_net = PositionNet(num_joints=len(GRAPH15), in_ch=feat_ch, depth=self.feat_size)
+        pose_out = 32 if mc.pose_head == 'vposer' else 21 * 6
+        self.rotation_net = RotationNet(num_joints=len(GRAPH15), in_ch=feat_ch, pose_out=pose_out)
+        if mc.pose_head == 'vposer':
+            from main.config import resolve_path
+            self.vposer = load_vposer_v1(resolve_path(mc.vposer_ckpt))
+        # a constant of the run (no persistent buffers, never in checkpoints); our own copy, since the
+        # cached instance is shared and .to(device) would move it for everyone
+        self.body_model = copy.deepcopy(body_model or get_body_model('neutral', mc.smpl_dir or None,
+                                                                     mc.procedural_vertices))
+        self.register_buffer('graph15_idx', GRAPH15_IN_SMPL30.clone(), persistent=False)
+        self.root_idx = SMPL30.root_idx
+        self.coord_loss, self.param_loss = CoordLoss(), ParamLoss()
+        self.init_weights()
+
+    def init_weights(self):
+        for m in (self.pose2feat, self.position_net, self.rotation_net):
+            m.init_weights()
+
+    @property
+    def camera_k(self):
+        """Depth scale of the predicted camera: t_z = k * sigmoid(gamma)."""
+        (fx, fy), s = self.cfg.model.focal, self.cfg.model.camera_3d_size
+        return math.sqrt(fx * fy * s * s / (self.input_size * self.input_size))
+
+    def backbone_input(self, inputs):
+        if self.cfg.in_channels == 4:
+            return torch.cat([inputs['img'], inputs['edge']], dim=1)
+        return inputs['img']
+
+    def features(self, inputs):
+        """Pose-guided backbone stages (c1..c4); the teacher/student distillation taps these."""
+        early = self.backbone(self.backbone_input(inputs))
+        heatmaps = render_gaussian_heatmaps(inputs['joints'][:, :, :2], inputs['joints_mask'],
+                                            (self.hm_size, self.hm_size), self.cfg.model.sigma)
+        return self.backbone(self.pose2feat(early, heatmaps), skip_early=True)
+
+    def head(self, feat):
+        joint_img, joint_score = self.position_net(feat)
+        root6d, pose_code, shape, cam = self.rotation_net(feat, joint_img, joint_score)
+        # 6D outputs start near zero (head init): offset by the identity so Gram-Schmidt is well-conditioned
+        root_pose = rot6d_to_axis_angle(root6d + root6d.new_tensor(IDENTITY_6D))
+        if self.cfg.model.pose_head == 'vposer':
+            body_pose = self.vposer(pose_code)
+        else:
+            body_pose = rot6d_pose(pose_code, identity_offset=True)
+        hands = body_pose.new_zeros(body_pose.shape[0], 6)
+        pose = torch.cat([root_pose, body_pose, hands], dim=1)
+        cam_trans = torch.cat([cam[:, :2], self.camera_k * torch.sigmoid(cam[:, 2:])], dim=1)
+        return joint_img, joint_score, pose, shape, cam_trans
+
+    def get_coord(self, pose, shape, cam_trans):
+        # smplx runs in float32 under autocast (LBS in bf16 loses millimetres)
+        with torch.autocast(device_type=pose.device.type, enabled=False):
+            verts, joints = self.body_model(pose.float(), shape.float(), cam_trans.float())
+        f = self.cfg.model.focal
+        c = (self.input_size / 2, self.input_size / 2)
+        joint_proj = project_points(joints, f, c) * (self.hm_size / self.input_size)
+        root = joints[:, self.root_idx:self.root_idx + 1]
+        return verts, joints - root, verts - root, joint_proj
+
+    def forward(self, inputs, targets=None, meta=None, mode='train'):
+        feats = self.features(inputs)
+        joint_img, joint_score, pose, shape, cam_trans = self.head(feats[-1])
+        mesh_render, joint_cam, mesh_cam, joint_proj = self.get_coord(pose, shape, cam_trans)
+        if mode == 'train':
+            return self.losses(joint_img, pose, shape, joint_cam, joint_proj, targets, meta)
+        return {'joint_img': joint_img * (self.hm_size / self.feat_size), 'joint_score': joint_score,
+                'joint_proj': joint_proj, 'joint_cam': joint_cam, 'mesh_cam': mesh_cam,
+                'mesh_cam_render': mesh_render, 'pose': pose, 'shape': shape, 'cam_trans': cam_trans}
+
+    def losses(self, joint_img, pose, shape, joint_cam, joint_proj, targets, meta):
+        """The seven L1 terms of 3DCrowdNet, un-reduced (the trainer takes each term's mean: masked
+        elements count in the denominator, as in the reference, so the published weights carry over)."""
+        idx, r = self.graph15_idx, self.hm_size / self.feat_size
+        is_3d, valid_fit = meta['is_3D'].view(-1, 1, 1), meta['is_valid_fit'].view(-1, 1, 1)
+        return {
+            'body_joint_img': self.coord_loss(joint_img * r, targets['orig_joint_img'][:, idx],
+                                              meta['orig_joint_trunc'][:, idx], is_3d) / r,
+            'smpl_joint_img': self.coord_loss(joint_img * r, targets['fit_joint_img'][:, idx],
+                                              meta['fit_joint_trunc'][:, idx] * valid_fit) / r,
+            'smpl_pose': self.param_loss(pose, targets['pose_param'], meta['fit_param_valid'] * valid_fit[:, 0]),
+            'smpl_shape': self.param_loss(shape, targets['shape_param'], valid_fit[:, 0]),
+            'body_joint_proj': self.coord_loss(joint_proj, targets['orig_joint_img'][:, :, :2],
+                                               meta['orig_joint_trunc']) / r,
+            'body_joint_cam': self.coord_loss(joint_cam, targets['orig_joint_cam'],
+                                              meta['orig_joint_valid'] * is_3d),
+            'smpl_joint_cam': self.coord_loss(joint_cam, targets['fit_joint_cam'], valid_fit),
+        }
+
+
+def reduce_losses(losses):
+    """Per-term means and their sum (the optimised total)."""
+    means = {k: v.mean() for k, v in losses.items()}
+    return sum(means.values()), means

@@ -1,0 +1,95 @@
+"""Training-step cost of the baseline, measured side by side in one run (ratios; absolute times only
+mean something on a quiet or GPU machine).
+
+    python tool/bench_model.py                      # ResNet-50, 256 px, batch 8 (the issue's setting)
+    python tool/bench_model.py --backbone resnet18 --size 128 --batch 4 --reps 3
+
+Prints, for the same batch: full baseline step fp32 vs --amp (bf16 autocast + channels_last), and the
+full step vs the bare backbone forward+backward (target <= 1.3 at ResNet-50 / 256 px / batch 8).
+Configurations are interleaved (A B C A B C ...) so drifts of a shared machine hit all of them alike.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from common.utils.body_samples import make_batch  # noqa: E402
+from common.utils.smpl import get_body_model  # noqa: E402
+from main.config import load_config  # noqa: E402
+from main.model import Model, reduce_losses  # noqa: E402
+from main.trainer import amp_context, make_optimizer  # noqa: E402
+
+
+def step_fn(model, opt, batch, amp):
+    inputs, targets, meta = batch
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with amp_context(amp, torch.device('cpu')):
+            total, _ = reduce_losses(model(inputs, targets, meta, 'train'))
+        total.backward()
+        opt.step()
+    return step
+
+
+def backbone_fn(model, img):
+    bb = model.backbone
+
+    def step():
+        bb.zero_grad(set_to_none=True)
+        c4 = bb(bb(img), skip_early=True)[-1]
+        c4.float().mean().backward()
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--backbone', default='resnet50')
+    ap.add_argument('--size', type=int, default=256)
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--reps', type=int, default=5)
+    ap.add_argument('--vertices', type=int, default=3000, help='procedural body model size')
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    cfg = load_config(None, [f'model.backbone={args.backbone}', f'model.input_size={args.size}',
+                             f'model.procedural_vertices={args.vertices}'])
+    body = get_body_model('neutral', cfg.model.smpl_dir or None, cfg.model.procedural_vertices)
+    batch = make_batch(body, args.batch, args.size)
+
+    runs = {}
+    fp32 = Model(cfg, body).train()
+    runs['step fp32'] = step_fn(fp32, make_optimizer(fp32, cfg), batch, amp=False)
+    amp = Model(cfg, body).train().to(memory_format=torch.channels_last)
+    amp_batch = ({k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                  for k, v in batch[0].items()}, batch[1], batch[2])
+    runs['step amp (bf16 + channels_last)'] = step_fn(amp, make_optimizer(amp, cfg), amp_batch, amp=True)
+    runs['bare backbone fwd+bwd fp32'] = backbone_fn(Model(cfg, body).train(), batch[0]['img'])
+
+    times = {k: [] for k in runs}
+    for _ in range(2):  # warm-up: allocator, oneDNN primitive caches (one round is not enough on CPU)
+        for fn in runs.values():
+            fn()
+    for _ in range(args.reps):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+
+    print(f'{args.backbone}, {args.size} px, batch {args.batch}, {torch.get_num_threads()} threads, '
+          f'{body.num_vertices} body vertices, {args.reps} interleaved reps (median s/step):')
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, v in med.items():
+        print(f'  {k:34s} {v:8.3f}  (all: {" ".join(f"{x:.2f}" for x in times[k])})')
+    full, amp_t, bare = med['step fp32'], med['step amp (bf16 + channels_last)'], med['bare backbone fwd+bwd fp32']
+    print(f'speedup amp vs fp32:              x{full / amp_t:.2f}')
+    print(f'full step / bare backbone (fp32): {full / bare:.2f}  (target <= 1.3; best-of ratio '
+          f'{min(times["step fp32"]) / min(times["bare backbone fwd+bwd fp32"]):.2f})')
+
+
+if __name__ == '__main__':
+    main()
