@@ -1,11 +1,46 @@
-"""Dataset lookup and the training mixture of 3DCrowdNet: 3D sets and 2D sets drawn 50/50."""
-import importlib
+"""Dataset lookup, the training mixture of 3DCrowdNet (3D sets and 2D sets drawn 50/50), and the common
+base of the loaders.
 
+Every loader reduces its format to `Record`s (data/<Name>/<Name>.py) and `BaseDataset.__getitem__` turns a
+record into the one sample dict all training sets share (shapes per sample; J = 30 SMPL-30 joints,
+S = model.input_size, G = S/4 the heatmap grid):
+
+  inputs   img [3,S,S] RGB in [0,1]; joints [J,2] input 2D pose (grid px, PoseFix-synthesised);
+           joints_mask [J,1] (clean GT truncation mask); edge [1,S,S] in [0,1] (teacher: SMPL overlap edge)
+  targets  orig_joint_img [J,3] (grid px; z on the grid for 3D sets, 0 for 2D sets); fit_joint_img [J,3];
+           orig_joint_cam [J,3] (m, root-relative, rotated with the crop; 0 for 2D sets); fit_joint_cam [J,3];
+           pose_param [72] (root rotated with the crop); shape_param [10] (zeroed when any |beta| > 3)
+  meta     orig_joint_valid [J,1]; orig_joint_trunc [J,1]; fit_param_valid [72]; fit_joint_trunc [J,1];
+           is_valid_fit [1]; is_3D [1]
+The test sample of 3DPW is documented in data/PW3D/PW3D.py.
+"""
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import cv2
 import numpy as np
+import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from common.errors import UserError
 from common.registry import DATASETS
+from common.utils import preprocessing as pre
+from common.utils.body_samples import UNFIT_JOINTS
+from common.utils.joint_sets import COCO17, SMPL30, JointSet, map_joints
+from common.utils.posefix import bbox_area_in_crop, overlapping, replace_common_joints, synthesize_pose, to_coco17
+from common.utils.smpl import get_body_model
+from data.scenes import Person, Scene, edge_path, scene_meshes
+
+log = logging.getLogger('sefd')
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dataset_root(cfg, name):
+    base = Path(cfg.data.root) if cfg.data.root else ROOT / 'data'
+    return (base if base.is_absolute() else ROOT / base) / name
 
 
 def get_dataset_class(name):
@@ -37,7 +72,7 @@ class MultipleDatasets(Dataset):
         db = self.dbs[index // self.max_len]
         j, n = index % self.max_len, len(db)
         if j >= (self.max_len // n) * n:
-            j = np.random.randint(n)
+            j = int(torch.randint(n, (1,)))
         return db[j % n]
 
 
@@ -50,3 +85,202 @@ def build_train_dataset(cfg):
     if not groups:
         raise UserError('no training set: set data.train_sets_3d and/or data.train_sets_2d')
     return groups[0] if len(groups) == 1 else MultipleDatasets(groups)
+
+
+def needs_spawned_workers(cfg):
+    """Rendering in loader workers needs workers that are not forked from a process that rendered."""
+    return cfg.edge.type == 'smpl_overlap' and cfg.edge.overlap_source == 'render'
+
+
+# ------------------------------------------------------------------------------------------------ records
+@dataclass
+class Record:
+    """One person of one image, in the dataset's own joint set and image pixels."""
+    img_path: Path
+    img_shape: tuple                     # (h, w)
+    bbox: np.ndarray                     # crop box (x,y,w,h), processed
+    tight_bbox: np.ndarray               # the person's tight box
+    joint_set: JointSet
+    joints_2d: np.ndarray                # [J,3] x, y (image px), valid
+    joints_3d: Optional[np.ndarray] = None   # [J,3] camera frame, metres (3D sets)
+    person: Optional[Person] = None      # SMPL fit (any camera convention of data/scenes.py)
+    near_joints: np.ndarray = field(default_factory=lambda: np.zeros((0, 17, 3), np.float32))  # COCO-17, px
+    scene: Optional[Scene] = None        # everyone in the image (on-the-fly overlap edges)
+    image_rel: str = ''                  # image path under the dataset's image folder (edge files)
+    key: str = ''
+
+
+def add_neighbours(records, thr=0.1):
+    """Other people of the same image whose tight boxes overlap (IoU >= thr): their COCO-17 joints with
+    their real confidences (unlabelled joints stay 0 and are never swap anchors)."""
+    if len(records) < 2:
+        return
+    boxes = np.stack([r.tight_bbox for r in records])
+    for i, r in enumerate(records):
+        idx = overlapping(r.tight_bbox, boxes, thr, exclude=i)
+        if len(idx):
+            r.near_joints = np.stack([to_coco17(records[k].joints_2d, records[k].joint_set) for k in idx]).astype(np.float32)
+
+
+class BaseDataset(Dataset):
+    """Turns Records into samples. Subclasses set `name`, `is_3d` and implement `load_records()`."""
+    name = ''
+    is_3d = False
+    bad_sample_log_limit = 5
+
+    def __init__(self, cfg, split='train'):
+        self.cfg, self.split, self.train = cfg, split, split == 'train'
+        self.root = dataset_root(cfg, self.name)
+        self.size = cfg.model.input_size
+        self.hm = self.size // 4
+        self.records = self.load_records()
+        self.bad = set()  # indices of records found bad (per worker process)
+        log.info(f'{self.name} {split}: {len(self.records)} samples')
+
+    def load_records(self):
+        raise NotImplementedError
+
+    def __len__(self):
+        return len(self.records)
+
+    def body(self, gender='neutral'):
+        mc = self.cfg.model
+        return get_body_model(gender, mc.smpl_dir or None, mc.procedural_vertices)
+
+    def __getitem__(self, index):
+        for k in range(len(self.records)):
+            i = (index + k) % len(self.records)
+            if i in self.bad:
+                continue
+            try:
+                return self.get_sample(self.records[i], np.random.default_rng(int(torch.randint(2 ** 62, (1,)))))
+            except pre.BadSample as e:
+                if self.cfg.data.on_bad_sample == 'error':
+                    raise UserError(f'{self.name}: {e} (set data.on_bad_sample=skip to skip such samples)') from None
+                self.bad.add(i)
+                if len(self.bad) <= self.bad_sample_log_limit:
+                    log.warning(f'{self.name}: skipped a bad sample ({e}); {len(self.bad)} so far')
+        raise UserError(f'{self.name} {self.split}: every sample is bad (missing or corrupt images?)')
+
+    # ------------------------------------------------------------------------------------------ sample
+    def get_sample(self, rec, rng):
+        S, G, js = self.size, self.hm, rec.joint_set
+        img = pre.load_img(rec.img_path)
+        aug = pre.get_aug_config(rng, self.train)
+        patch, img2bb, _ = pre.generate_patch_image(img, rec.bbox, aug.scale, aug.rot, aug.do_flip, (S, S))
+        W = img.shape[1]  # the pixels' width: an annotation's width may be wrong (CrowdPose stores it swapped)
+
+        # GT 2D/3D joints of the dataset's own set -> crop -> grid, then SMPL-30 by name
+        j2d = pre.joints_to_crop(rec.joints_2d, img2bb, aug.do_flip, W, js.flip_pairs)
+        valid = (j2d[:, 2:3] > 0).astype(np.float32)
+        grid = np.zeros((len(js), 3), np.float32)
+        grid[:, :2] = pre.crop_to_grid(j2d[:, :2], (S, S), (G, G))
+        cam = np.zeros((len(js), 3), np.float32)
+        gt_rel = None  # flipped, root-relative, not yet rotated: the frame the fit check compares in
+        if rec.joints_3d is not None:
+            j3d = pre.flip_joints_3d(rec.joints_3d, js.flip_pairs) if aug.do_flip else rec.joints_3d
+            gt_rel = j3d - j3d[js.root_idx]
+            grid[:, 2] = pre.depth_to_grid(j3d[:, 2], j3d[js.root_idx, 2], self.cfg.model.bbox_3d_size, G)
+            cam = pre.rotate_root_relative(gt_rel, aug.rot).astype(np.float32)
+        trunc = pre.truncation_mask(grid, valid[:, 0], (G, G), G if rec.joints_3d is not None else None)
+
+        # input pose: PoseFix errors on the COCO joints, clean GT elsewhere
+        near = np.stack([pre.joints_to_crop(n, img2bb, aug.do_flip, W, COCO17.flip_pairs) for n in rec.near_joints]) \
+            if len(rec.near_joints) else np.zeros((0, 17, 3), np.float32)
+        coco = to_coco17(np.concatenate([j2d[:, :2], valid], 1), js)
+        if self.train:
+            synth = synthesize_pose(coco, near, bbox_area_in_crop(rec.tight_bbox, img2bb), rng)
+            inp = replace_common_joints(j2d[:, :2], js, synth)
+        else:
+            inp = j2d[:, :2]
+        inp = pre.crop_to_grid(inp, (S, S), (G, G))
+
+        fit = self.fit_targets(rec, aug, img2bb, W, gt_rel)
+        to30 = lambda a: map_joints(np.asarray(a, np.float32), js, SMPL30)  # noqa: E731
+        inputs = {'img': torch.from_numpy(pre.image_to_chw(pre.apply_color_gain(patch, aug.color_gain))),
+                  'joints': torch.from_numpy(to30(inp)), 'joints_mask': torch.from_numpy(to30(trunc))}
+        if self.cfg.edge.type == 'smpl_overlap':
+            inputs['edge'] = torch.from_numpy(self.overlap_edge(rec, img2bb, aug.do_flip, W))[None]
+        targets = {'orig_joint_img': to30(grid), 'fit_joint_img': fit['joint_img'], 'orig_joint_cam': to30(cam),
+                   'fit_joint_cam': fit['joint_cam'], 'pose_param': fit['pose'], 'shape_param': fit['shape']}
+        meta = {'orig_joint_valid': to30(valid), 'orig_joint_trunc': to30(trunc), 'fit_param_valid': fit['param_valid'],
+                'fit_joint_trunc': fit['trunc'], 'is_valid_fit': np.float32([fit['valid']]),
+                'is_3D': np.float32([self.is_3d])}
+        as_t = lambda d: {k: torch.as_tensor(v) for k, v in d.items()}  # noqa: E731
+        return inputs, as_t(targets), as_t(meta)
+
+    def camera_frame_smpl(self, p):
+        """(pose, shape, trans) with the mesh in p's camera (world-frame fits carried by cam_R, cam_t)."""
+        pose, shape, trans = p.pose.astype(np.float64), p.shape.astype(np.float64), p.trans.astype(np.float64)
+        if p.cam_R is None:
+            return pose, shape, trans
+        # the root rotation turns the body about its root joint J0, not about the origin: R(J0 + t) + t_c
+        # = R J0 + (R t + t_c), so the translation gains R J0 - J0
+        j0 = self.smpl_joints(np.zeros(72), shape, np.zeros(3), p.gender)[SMPL30.root_idx]
+        pose = pose.copy()
+        pose[:3] = cv2.Rodrigues(p.cam_R @ cv2.Rodrigues(pose[:3])[0])[0].ravel()
+        return pose, shape, p.cam_R @ trans + p.cam_t + p.cam_R @ j0 - j0
+
+    def smpl_joints(self, pose, shape, trans, gender='neutral'):
+        return self.smpl_mesh(pose, shape, trans, gender)[1]
+
+    def smpl_mesh(self, pose, shape, trans, gender='neutral'):
+        t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)[None]  # noqa: E731
+        with torch.no_grad():
+            v, j = self.body(gender)(t(pose), t(shape), t(trans))
+        return v[0].numpy().astype(np.float64), j[0].numpy().astype(np.float64)
+
+    def fit_targets(self, rec, aug, img2bb, W, gt_rel):
+        S, G = self.size, self.hm
+        param_valid = np.ones((24, 3), np.float32)
+        param_valid[[SMPL30.index(n) for n in UNFIT_JOINTS]] = 0
+        empty = {'joint_img': np.zeros((30, 3), np.float32), 'joint_cam': np.zeros((30, 3), np.float32),
+                 'pose': np.zeros(72, np.float32), 'shape': np.zeros(10, np.float32),
+                 'trunc': np.zeros((30, 1), np.float32), 'param_valid': param_valid.reshape(72), 'valid': 0.0}
+        if rec.person is None:
+            return empty
+        p = rec.person
+        pose, shape, trans = self.camera_frame_smpl(p)
+        if aug.do_flip:
+            root = self.smpl_joints(pose, shape, trans, p.gender)[SMPL30.root_idx]
+            pose, trans = pre.flip_smpl_pose(pose), pre.flip_smpl_translation(trans, root, p.focal[0], p.princpt[0], W)
+        verts, joints = self.smpl_mesh(pose, shape, trans, p.gender)
+        root = joints[SMPL30.root_idx]
+        proj = joints[:, :2] / joints[:, 2:] * np.asarray(p.focal) + np.asarray(p.princpt)
+        jimg = np.zeros((30, 3), np.float32)
+        jimg[:, :2] = pre.crop_to_grid(pre.transform_joints_2d(proj, img2bb), (S, S), (G, G))
+        jimg[:, 2] = pre.depth_to_grid(joints[:, 2], root[2], self.cfg.model.bbox_3d_size, G)
+        jcam = pre.rotate_root_relative(joints - root, aug.rot).astype(np.float32)
+        valid = self.fit_is_valid(rec, verts, gt_rel)
+        return {'joint_img': jimg, 'joint_cam': jcam, 'pose': pre.rotate_smpl_root(pose, aug.rot).astype(np.float32),
+                'shape': (shape if np.abs(shape).max() <= 3 else np.zeros(10)).astype(np.float32),
+                'trunc': pre.truncation_mask(jimg, np.ones(30), (G, G), G), 'param_valid': param_valid.reshape(72),
+                'valid': float(valid)}
+
+    def fit_is_valid(self, rec, verts, gt_rel):
+        """Hook for the 3D sets' fit filter. verts: the fitted mesh in the camera frame, flipped with the
+        sample; gt_rel: the GT joints of rec.joint_set, root-relative, flipped alike (None for 2D sets);
+        neither is rotated by the crop."""
+        return True
+
+    def overlap_edge(self, rec, img2bb, do_flip, W):
+        """The teacher's channel at crop resolution: rendered from the GT meshes, or read from the file of
+        tool/make_overlap_edges.py and warped with the image's affine."""
+        S = self.size
+        if self.cfg.edge.overlap_source == 'file':
+            path = edge_path(self.root, rec.image_rel)
+            edge = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if edge is None:
+                raise pre.BadSample(path, f'missing overlap edge; make it with: python tool/make_overlap_edges.py '
+                                          f'--dataset {self.name}')
+            return pre.warp_map(edge.astype(np.float32) / 255, img2bb, (S, S), do_flip=do_flip).astype(np.float32)
+        from common.edges.overlap import overlap_edges_crop
+        if rec.scene is None or len(rec.scene.people) < 2:
+            return np.zeros((S, S), np.float32)  # nobody to hide anyone
+        bodies = {g: self.body(g) for g in {p.gender for p in rec.scene.people} | {'neutral'}}
+        meshes, f, c = scene_meshes(rec.scene, bodies)
+        trans = np.asarray(img2bb, np.float64)
+        if do_flip:  # img2bb maps the mirrored image; render from the original one
+            trans = trans @ np.array([[-1.0, 0, W - 1], [0, 1, 0], [0, 0, 1]])
+        areas = [float(p.bbox[2] * p.bbox[3]) for p in rec.scene.people]
+        return overlap_edges_crop(meshes, bodies['neutral'].faces, f, c, trans, (S, S), areas).astype(np.float32)

@@ -41,6 +41,8 @@ class ModelConfig:
 @dataclass
 class EdgeConfig:
     type: str = 'none'             # one of EDGE_TYPES; decides the 4th input channel
+    overlap_source: str = 'render' # smpl_overlap: render per crop from the GT meshes, or read files
+                                   # written by tool/make_overlap_edges.py ('file')
     dilation: int = 5              # Canny: local-max filter size (SEFD: 5x5)
     canny_low: float = 0.1
     canny_high: float = 0.2
@@ -227,6 +229,7 @@ def validate(cfg):
          'distill.stages and distill.weights must have the same length')
     must(all(s in (1, 2, 3, 4) for s in cfg.distill.stages), 'distill.stages are backbone stages 1..4')
     must(cfg.data.on_bad_sample in ('skip', 'error'), 'data.on_bad_sample must be skip or error')
+    must(cfg.edge.overlap_source in ('render', 'file'), 'edge.overlap_source must be render or file')
     return cfg
 
 

@@ -8,7 +8,8 @@
 import argparse
 import os
 
-import _init_paths  # noqa: F401
+if not __package__:  # run as a script: put the repository root on sys.path
+    import _init_paths  # noqa: F401
 
 import torch
 import torch.distributed as dist

@@ -1,0 +1,1 @@
+"""Edge maps: SEFD Canny (canny.py) and SMPL overlap edges (overlap.py)."""

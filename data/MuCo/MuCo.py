@@ -1,0 +1,113 @@
+"""MuCo-3DHP (3DCrowdNet format): data/MuCo/data/MuCo-3DHP.json + smpl_param.json (camera frame, metres)."""
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from common.registry import DATASETS
+from common.utils import preprocessing as pre
+from common.utils.joint_sets import MUCO21
+from data.dataset import BaseDataset, Record, add_neighbours
+from data.Human36M.Human36M import check_split, h36m_fit_is_valid, report_problems
+from data.scenes import Person, Scene, camera_of, load_json, smpl_of
+
+LAYOUT = ('data/MuCo/data/MuCo-3DHP.json, data/MuCo/data/smpl_param.json and data/MuCo/data/<file_name> '
+          '(3DCrowdNet release)')
+SPLITS = ('train',)
+
+
+def image_dir(root):
+    return Path(root) / 'data'
+
+
+def read_scenes(root, split='train'):
+    db = load_json(Path(root) / 'data' / 'MuCo-3DHP.json', LAYOUT)
+    fits = load_json(Path(root) / 'data' / 'smpl_param.json', LAYOUT)
+    by_image = defaultdict(list)
+    for ann in db.get('annotations', []):
+        by_image[ann['image_id']].append(ann)
+    scenes, problems = [], []
+    for img in db.get('images', []):
+        key = f'image {img["id"]} ({img["file_name"]})'
+        try:
+            focal, princpt = camera_of(img, key)
+            # every person with a fit: overlap needs all of them, not only the sample's (closest) person
+            people = [Person(*smpl_of(fits[str(a['id'])], f'{key} annotation {a["id"]}'), focal, princpt,
+                             np.asarray(a['bbox'], np.float64))
+                      for a in by_image[img['id']] if str(a['id']) in fits]
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        if people:
+            scenes.append(Scene(img['file_name'], int(img['width']), int(img['height']), people, key))
+    return scenes, problems
+
+
+# ------------------------------------------------------------------------------------------------ loader
+@DATASETS.register()
+class MuCo(BaseDataset):
+    """MuCo-3DHP (3D training set). One sample per image: the person with the smallest root (pelvis)
+    depth, added once. GT: `keypoints_cam` (camera frame, mm -> m) and `keypoints_img` (px), joint set
+    MUCO21; a joint is valid when its depth is positive (a joint at the camera centre is a hole in the
+    annotation). Neighbours (PoseFix swaps): the image's other persons whose tight boxes overlap (IoU >= 0.1).
+    SMPL fits from smpl_param.json by str(annotation id), camera frame; rejected (is_valid_fit 0) when the
+    mean distance between the GT joints MuCo shares with H36M17 (by name) and the H36M-regressed joints of
+    the fitted mesh, after aligning their means, exceeds 25 mm (per sample, flipped with the sample:
+    data/Human36M/Human36M.py `fit_error`).
+    On-the-fly overlap edges see every person of the image with a fit."""
+    name = 'MuCo'
+    is_3d = True
+
+    def load_records(self):
+        check_split(self.name, self.split, SPLITS)
+        root = Path(self.root)
+        db = load_json(root / 'data' / 'MuCo-3DHP.json', LAYOUT)
+        fits = load_json(root / 'data' / 'smpl_param.json', LAYOUT)
+        by_image = defaultdict(list)
+        for ann in db.get('annotations', []):
+            by_image[ann['image_id']].append(ann)
+        records, problems = [], []
+        for img in db.get('images', []):
+            anns = by_image.get(img['id'])
+            if not anns:
+                continue
+            key = f'image {img["id"]} ({img["file_name"]})'
+            try:
+                rec = self.image_record(img, anns, fits, key)
+            except (KeyError, ValueError, TypeError, IndexError) as e:
+                problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing or bad field {e}')
+                continue
+            if rec is not None:
+                records.append(rec)
+        report_problems(self.name, problems)
+        return records
+
+    def image_record(self, img, anns, fits, key):
+        W, H = int(img['width']), int(img['height'])
+        focal, princpt = camera_of(img, key)
+        people, recs = {}, []
+        for a in anns:
+            if str(a['id']) in fits:
+                people[a['id']] = Person(*smpl_of(fits[str(a['id'])], f'{key} annotation {a["id"]}'), focal, princpt,
+                                         np.asarray(a['bbox'], np.float64))
+        scene = Scene(img['file_name'], W, H, list(people.values()), key)
+        for a in anns:
+            j3d = np.asarray(a['keypoints_cam'], np.float64).reshape(len(MUCO21), 3) / 1000
+            j2d = np.asarray(a['keypoints_img'], np.float64).reshape(len(MUCO21), -1)[:, :2]
+            if not (np.isfinite(j3d).all() and np.isfinite(j2d).all()):
+                raise ValueError(f'{key} annotation {a["id"]}: GT joints contain NaN/inf')
+            valid = (j3d[:, 2:] > 0).astype(np.float64)
+            tight = np.asarray(a['bbox'], np.float32).reshape(4)
+            recs.append(Record(image_dir(self.root) / img['file_name'], (H, W), None, tight, MUCO21,
+                               np.concatenate([j2d, valid], 1).astype(np.float32), j3d.astype(np.float32),
+                               people.get(a['id']), scene=scene, image_rel=img['file_name'],
+                               key=f'{key} annotation {a["id"]}'))
+        add_neighbours(recs)  # every other person of the image can be a swap anchor
+        root = MUCO21.root_idx
+        closest = min(range(len(anns)), key=lambda i: anns[i]['keypoints_cam'][root][2])
+        rec = recs[closest]
+        rec.bbox = pre.process_bbox(rec.tight_bbox, W, H, train=True)
+        return rec if rec.bbox is not None else None
+
+    def fit_is_valid(self, rec, verts, gt_rel):
+        return h36m_fit_is_valid(self, rec, verts, gt_rel)

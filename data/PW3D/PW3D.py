@@ -1,0 +1,213 @@
+"""3DPW in the 3DCrowdNet format (COCO-style `3DPW_latest_<split>.json`, images under imageFiles/<sequence>/)."""
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.errors import UserError
+from common.registry import DATASETS, closest
+from common.utils import preprocessing as pre
+from common.utils.joint_sets import COCO19, OPENPOSE18, SMPL30, add_midpoint_joints, map_joints
+from common.utils.metrics import evaluate_3dpw
+from data.dataset import BaseDataset, Record, add_neighbours
+from data.scenes import Person, Scene, camera_of, load_json, smpl_of
+
+LAYOUT = ('data/PW3D/data/3DPW_latest_{train,validation,test}.json and data/PW3D/data/imageFiles/<sequence>/'
+          '*.jpg (3DCrowdNet release); without the real 3DPW, make the synthetic set: python tool/make_synthetic.py')
+SPLITS = ('train', 'validation', 'test')
+
+
+def annotation_file(root, split):
+    root = Path(root)
+    for cand in (root / 'data' / f'3DPW_latest_{split}.json', root / f'3DPW_latest_{split}.json'):
+        if cand.is_file():
+            return cand
+    return root / 'data' / f'3DPW_latest_{split}.json'
+
+
+def image_dir(root):
+    """imageFiles/ inside data/ (3DCrowdNet) or beside it (the synthetic set)."""
+    root = Path(root)
+    inner = root / 'data' / 'imageFiles'
+    return inner if inner.is_dir() else root / 'imageFiles'
+
+
+def read_scenes(root, split, layout=LAYOUT):
+    db = load_json(annotation_file(root, split), layout)
+    images = {img['id']: img for img in db.get('images', [])}
+    by_image = defaultdict(list)
+    for ann in db.get('annotations', []):
+        by_image[ann['image_id']].append(ann)
+    scenes, problems = [], []
+    for iid, anns in sorted(by_image.items()):
+        img = images.get(iid)
+        if img is None:
+            problems.append(f'annotation(s) {[a["id"] for a in anns]}: image id {iid} not in the images list')
+            continue
+        key = f'{split} image {iid} ({img.get("sequence")}/{img.get("file_name")})'
+        try:
+            focal, princpt = camera_of(img.get('cam_param', {}), key)
+            people = []
+            for ann in anns:
+                sp = ann['smpl_param']
+                pose, shape, trans = smpl_of(sp, f'{key} annotation {ann["id"]}')
+                people.append(Person(pose, shape, trans, focal, princpt, np.asarray(ann['bbox'], np.float64),
+                                     gender=sp.get('gender', 'neutral')))
+        except (ValueError, KeyError) as e:
+            problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing field {e}')
+            continue
+        scenes.append(Scene(f'{img["sequence"]}/{img["file_name"]}', int(img['width']), int(img['height']),
+                            people, key))
+    return scenes, problems
+
+
+# ------------------------------------------------------------------------------------------------ loader
+log = logging.getLogger('sefd')
+
+# Named evaluation subsets: (splits read, filter on (sequence, frame index))
+CROWD_SEQUENCES = ('courtyard_hug_00', 'courtyard_dancing_00')            # 3DPW-Crowd (3DCrowdNet)
+OC_PREFIXES = ('courtyard_backpack', 'courtyard_basketball', 'courtyard_bodyScannerMotions', 'courtyard_box',
+               'courtyard_golf', 'courtyard_jacket', 'courtyard_laceShoe', 'downtown_stairs', 'flat_guitar',
+               'flat_packBags', 'outdoors_climbing', 'outdoors_crosscountry', 'outdoors_fencing',
+               'outdoors_freestyle', 'outdoors_golf', 'outdoors_parcours', 'outdoors_slalom')  # 3DPW-OC (PARE)
+PC_RANGES = {'courtyard_basketball_00': (200, 280), 'courtyard_captureSelfies_00': (500, 600),
+             'courtyard_dancing_00': (60, 370), 'courtyard_dancing_01': (60, 270),
+             'courtyard_hug_00': (100, 500), 'downtown_bus_00': (1620, 1900)}       # 3DPW-PC (ROMP), frames [a, b)
+SUBSETS = {
+    '': (('test',), lambda seq, frame: True),
+    'crowd': (('validation',), lambda seq, frame: seq in CROWD_SEQUENCES),
+    'oc': (SPLITS, lambda seq, frame: seq.rsplit('_', 1)[0] in OC_PREFIXES),
+    'pc': (SPLITS, lambda seq, frame: seq in PC_RANGES and PC_RANGES[seq][0] <= frame < PC_RANGES[seq][1]),
+}
+INPUT_CONF_THR = 0.05
+
+
+def frame_index(file_name):
+    digits = ''.join(c for c in Path(file_name).stem if c.isdigit())
+    return int(digits) if digits else -1
+
+
+def subset_filter(subset):
+    if subset not in SUBSETS:
+        raise UserError(f'test.subset {subset!r} is not one of {sorted(SUBSETS)}{closest(subset, SUBSETS)}')
+    return SUBSETS[subset]
+
+
+def openpose_to_smpl30(op):
+    """OpenPose-18 [18,3] (x, y, conf) -> SMPL-30 [30,3]; the pelvis is the mid-hip point (conf product)."""
+    j = map_joints(np.asarray(op, np.float32).reshape(18, 3), OPENPOSE18, SMPL30)
+    lh, rh = OPENPOSE18.index('L_Hip'), OPENPOSE18.index('R_Hip')
+    op = np.asarray(op, np.float32).reshape(18, 3)
+    j[SMPL30.root_idx] = [(op[lh, 0] + op[rh, 0]) / 2, (op[lh, 1] + op[rh, 1]) / 2, op[lh, 2] * op[rh, 2]]
+    return j
+
+
+@DATASETS.register()
+class PW3D(BaseDataset):
+    """3DPW. split 'train' (a 3D training set from the GT SMPL, if wanted) or the evaluation splits
+    ('test', 'validation'; cfg.test.subset '' | crowd | oc | pc picks a named subset).
+
+    Test sample: inputs img [3,S,S], joints [30,3] (grid px + detector confidence), joints_mask [30,1];
+    targets mesh_cam [V,3] (GT gendered mesh, camera frame, m); meta bb2img_trans, img2bb_trans [2,3],
+    bbox [4], tight_bbox [4], ann_id. The crop box comes from the detected 2D pose (3DCrowdNet protocol),
+    never from the GT box, unless the pose has no valid joint.
+    """
+    name = 'PW3D'
+    is_3d = True
+    layout = LAYOUT
+
+    def annotation_splits(self):
+        if self.split == 'train':
+            return ('train',), lambda seq, frame: True
+        return subset_filter(self.cfg.test.subset) if self.split == 'test' else ((self.split,), lambda s, f: True)
+
+    def load_records(self):
+        splits, keep = self.annotation_splits()
+        self.hhrnet = {}
+        if self.split != 'train' and self.cfg.test.subset == 'crowd':
+            path = self.root / 'data' / '3DPW_validation_crowd_hhrnet_result.json'
+            if path.is_file():
+                self.hhrnet = load_json(path, self.layout)
+            else:
+                log.warning(f'{path} not found: 3DPW-Crowd falls back to the OpenPose inputs')
+        records, images = [], image_dir(self.root)
+        for split in splits:
+            db = load_json(annotation_file(self.root, split), self.layout)
+            imgs = {img['id']: img for img in db['images']}
+            by_image = defaultdict(list)
+            for ann in db['annotations']:
+                img = imgs[ann['image_id']]
+                if keep(img['sequence'], frame_index(img['file_name'])):
+                    by_image[img['id']].append(ann)
+            for iid, anns in by_image.items():
+                img = imgs[iid]
+                focal, princpt = camera_of(img['cam_param'], f'image {iid}')
+                rel = f'{img["sequence"]}/{img["file_name"]}'
+                people = [Person(*smpl_of(a['smpl_param'], f'annotation {a["id"]}'), focal, princpt,
+                                 np.asarray(a['bbox'], np.float64), gender=a['smpl_param'].get('gender', 'neutral'))
+                          for a in anns]
+                scene = Scene(rel, img['width'], img['height'], people, f'image {iid}')
+                recs = [self.make_record(a, p, img, scene, images / rel) for a, p in zip(anns, people)]
+                if self.train:
+                    add_neighbours(recs)
+                records += [r for r in recs if r is not None]
+        return records
+
+    def make_record(self, ann, person, img, scene, path):
+        W, H = img['width'], img['height']
+        tight = np.asarray(ann['bbox'], np.float32)
+        if self.train:
+            bbox = pre.process_bbox(tight, W, H, train=True)
+            if bbox is None:
+                return None
+            joints = self.smpl_joints(*self.camera_frame_smpl(person), person.gender)
+            proj = joints[:, :2] / joints[:, 2:] * np.asarray(person.focal) + np.asarray(person.princpt)
+            inside = (proj[:, 0] >= 0) & (proj[:, 0] < W) & (proj[:, 1] >= 0) & (proj[:, 1] < H)
+            return Record(path, (H, W), bbox, tight, SMPL30, np.concatenate([proj, inside[:, None]], 1).astype(np.float32),
+                          joints.astype(np.float32), person, scene=scene, image_rel=scene.image, key=f'ann {ann["id"]}')
+        pose = self.input_pose(ann)
+        bbox = pre.get_bbox(pose[:, :2], pose[:, 2] > INPUT_CONF_THR)
+        bbox = pre.process_bbox(bbox, W, H, train=False) if bbox is not None else None
+        if bbox is None:
+            bbox = pre.process_bbox(tight, W, H, train=False)
+        rec = Record(path, (H, W), bbox, tight, SMPL30, pose, None, person, scene=scene, image_rel=scene.image,
+                     key=f'ann {ann["id"]}')
+        rec.ann_id = ann['id']
+        return rec
+
+    def input_pose(self, ann):
+        """Detected 2D pose in SMPL-30 (x, y, conf): HigherHRNet for 3DPW-Crowd when available, else OpenPose."""
+        hh = self.hhrnet.get(str(ann['id']))
+        if hh is not None:
+            coco19 = add_midpoint_joints(np.asarray(hh['coco_joints'], np.float32).reshape(17, 3))
+            return map_joints(coco19, COCO19, SMPL30)
+        return openpose_to_smpl30(ann['openpose_result'])
+
+    def get_sample(self, rec, rng):
+        if self.train:
+            return super().get_sample(rec, rng)
+        S, G = self.size, self.hm
+        img = pre.load_img(rec.img_path)
+        patch, img2bb, bb2img = pre.generate_patch_image(img, rec.bbox, 1.0, 0.0, False, (S, S))
+        joints = np.zeros((30, 3), np.float32)
+        joints[:, :2] = pre.crop_to_grid(pre.transform_joints_2d(rec.joints_2d[:, :2], img2bb), (S, S), (G, G))
+        joints[:, 2] = rec.joints_2d[:, 2]
+        mask = pre.truncation_mask(joints, rec.joints_2d[:, 2] > INPUT_CONF_THR, (G, G))
+        p = rec.person
+        mesh, _ = self.smpl_mesh(p.pose, p.shape, p.trans, p.gender)
+        inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
+                  'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask)}
+        if self.cfg.edge.type == 'smpl_overlap':
+            inputs['edge'] = torch.from_numpy(self.overlap_edge(rec, img2bb, False, rec.img_shape[1]))[None]
+        meta = {'bb2img_trans': bb2img, 'img2bb_trans': img2bb, 'bbox': np.float32(rec.bbox),
+                'tight_bbox': rec.tight_bbox, 'ann_id': np.int64(rec.ann_id)}
+        return inputs, {'mesh_cam': torch.from_numpy(mesh.astype(np.float32))}, \
+            {k: torch.as_tensor(v) for k, v in meta.items()}
+
+    def evaluate(self, pred_mesh, gt_mesh):
+        """Per-sample MPJPE, PA-MPJPE (H36M regressor, Eval-14, root = H36M pelvis) and MPVPE (root = SMPL
+        pelvis), in mm."""
+        body = self.body()
+        return evaluate_3dpw(pred_mesh, gt_mesh, body.h36m_regressor, body.joint_regressor[SMPL30.root_idx])

@@ -1,0 +1,154 @@
+"""Scenes: the SMPL people of one image with their cameras, as any dataset's annotations give them.
+
+Every dataset module has `read_scenes(root, split) -> list[Scene]`; rendering overlap edges (offline with
+tool/make_overlap_edges.py, or on the fly in the loaders) works on scenes only, so it needs no knowledge
+of the formats. Overlap-edge files live beside the images they belong to, one rule for every dataset:
+
+    <dataset root>/overlap_edges/<image path relative to the image folder, suffix .png>
+
+e.g. data/PW3D/overlap_edges/courtyard_hug_00/image_00012.png, data/MSCOCO/overlap_edges/train2017/000000000036.png.
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from common.errors import UserError
+
+EDGE_DIR = 'overlap_edges'
+
+
+@dataclass
+class Person:
+    pose: np.ndarray              # [72] SMPL axis-angle
+    shape: np.ndarray             # [10]
+    trans: np.ndarray             # [3] metres
+    focal: tuple                  # (fx, fy) px of the camera this person's parameters live in
+    princpt: tuple                # (cx, cy) px
+    bbox: np.ndarray              # [4] x, y, w, h in image px (decides the edge dilation)
+    gender: str = 'neutral'
+    cam_R: Optional[np.ndarray] = None   # world -> camera rotation when the parameters are in a world frame
+    cam_t: Optional[np.ndarray] = None   # (Human3.6M), metres
+
+
+@dataclass
+class Scene:
+    image: str                    # image path relative to the dataset's image folder
+    width: int
+    height: int
+    people: List[Person] = field(default_factory=list)
+    key: str = ''                 # a readable id for messages (image id / annotation ids)
+
+
+def edge_path(root, image_rel):
+    return Path(root) / EDGE_DIR / Path(image_rel).with_suffix('.png')
+
+
+def load_json(path, layout_hint):
+    """json.load with errors that name the file and the expected layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f'missing annotation file {path}; expected layout: {layout_hint}')
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f'annotation file {path} is not valid JSON ({e}); re-download or regenerate it') from None
+
+
+def camera_of(entry, where):
+    """(focal, princpt) from a dict with focal/princpt, f/c, or intrinsic [fx,fy,cx,cy]; one clear error otherwise."""
+    if 'focal' in entry and 'princpt' in entry:
+        f, c = entry['focal'], entry['princpt']
+    elif 'f' in entry and 'c' in entry:
+        f, c = entry['f'], entry['c']
+    elif 'intrinsic' in entry:
+        f, c = entry['intrinsic'][:2], entry['intrinsic'][2:4]
+    else:
+        raise ValueError(f'{where}: missing camera field (focal/princpt)')
+    f, c = np.asarray(f, np.float64).reshape(-1), np.asarray(c, np.float64).reshape(-1)
+    if f.size == 1:
+        f = np.repeat(f, 2)
+    if f.size != 2 or c.size != 2 or not (np.isfinite(f).all() and np.isfinite(c).all()):
+        raise ValueError(f'{where}: camera focal/princpt must be 2 finite numbers each')
+    return tuple(f.tolist()), tuple(c.tolist())
+
+
+def smpl_of(entry, where):
+    """(pose[72], shape[10], trans[3]) float arrays; ValueError naming `where` when malformed."""
+    try:
+        pose = np.asarray(entry['pose'], np.float64).reshape(72)
+        shape = np.asarray(entry['shape'], np.float64).reshape(-1)[:10]
+        trans = np.asarray(entry.get('trans', np.zeros(3)), np.float64).reshape(3)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f'{where}: malformed SMPL parameters ({e})') from None
+    if shape.size < 10:
+        shape = np.pad(shape, (0, 10 - shape.size))
+    if not (np.isfinite(pose).all() and np.isfinite(shape).all() and np.isfinite(trans).all()):
+        raise ValueError(f'{where}: SMPL parameters contain NaN/inf')
+    return pose, shape, trans
+
+
+def scene_meshes(scene, body_models):
+    """Camera-frame meshes of a scene's people in ONE common camera, and that camera.
+
+    People with their own virtual cameras (NeuralAnnot fits of COCO/MPII/CrowdPose) are re-expressed in
+    the first person's camera by X' = (f_i X + (c_i - c_0) Z) / f_0 (same for Y), Z' = Z: every vertex then
+    projects to the same pixel as with its own camera, and depth order is kept.
+    `body_models`: gender -> BodyModel. Returns (list of [V,3] float32, focal0, princpt0).
+    """
+    import torch
+    if not scene.people:
+        return [], (1.0, 1.0), (0.0, 0.0)
+    f0, c0 = np.asarray(scene.people[0].focal), np.asarray(scene.people[0].princpt)
+    meshes = []
+    for p in scene.people:
+        bm = body_models[p.gender] if p.gender in body_models else body_models['neutral']
+        with torch.no_grad():
+            v, _ = bm(torch.as_tensor(p.pose, dtype=torch.float32)[None],
+                      torch.as_tensor(p.shape, dtype=torch.float32)[None],
+                      torch.as_tensor(p.trans, dtype=torch.float32)[None])
+        v = v[0].numpy().astype(np.float64)
+        if p.cam_R is not None:
+            v = v @ np.asarray(p.cam_R).T + np.asarray(p.cam_t).reshape(1, 3)
+        f, c = np.asarray(p.focal), np.asarray(p.princpt)
+        if not (np.allclose(f, f0) and np.allclose(c, c0)):
+            z = v[:, 2:3]
+            v = np.concatenate([(f * v[:, :2] + (c - c0) * z) / f0, z], axis=1)
+        if not np.isfinite(v).all():
+            raise ValueError(f'{scene.key or scene.image}: mesh has NaN/inf vertices')
+        meshes.append(v.astype(np.float32))
+    return meshes, tuple(f0.tolist()), tuple(c0.tolist())
+
+
+def read_neuralannot_scenes(ann_file, fits_file, layout, image_prefix='', swap_wh=False, keep_fit=None):
+    """COCO-format images + NeuralAnnot fits {ann_id: {smpl_param, cam_param}} (MSCOCO, MPII, CrowdPose):
+    every person has its own virtual camera, `scene_meshes` brings them into one image."""
+    from collections import defaultdict
+    db = load_json(ann_file, layout)
+    fits = load_json(fits_file, layout)
+    by_image = defaultdict(list)
+    for ann in db.get('annotations', []):
+        if str(ann['id']) in fits and (keep_fit is None or keep_fit(fits[str(ann['id'])])):
+            by_image[ann['image_id']].append(ann)
+    scenes, problems = [], []
+    for img in db.get('images', []):
+        anns = by_image.get(img['id'])
+        if not anns:
+            continue
+        key = f'image {img["id"]} ({img["file_name"]})'
+        try:
+            people = []
+            for a in anns:
+                fit, where = fits[str(a['id'])], f'{key} annotation {a["id"]}'
+                focal, princpt = camera_of(fit.get('cam_param', {}), where)
+                people.append(Person(*smpl_of(fit['smpl_param'], where), focal, princpt,
+                                     np.asarray(a['bbox'], np.float64)))
+        except (ValueError, KeyError) as e:
+            problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing field {e}')
+            continue
+        w, h = (img['height'], img['width']) if swap_wh else (img['width'], img['height'])
+        scenes.append(Scene(f'{image_prefix}{img["file_name"]}', int(w), int(h), people, key))
+    return scenes, problems

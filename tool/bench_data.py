@@ -1,0 +1,91 @@
+"""Does the training loader keep up with training? Measured side by side in one run.
+
+    python tool/bench_data.py                               # baseline, 256 px, batch 8, data/Synthetic
+    python tool/bench_data.py --teacher                     # + the SMPL overlap edge rendered per crop
+    python tool/bench_data.py --batch 16 --batches 6 --workers 0 1 2
+
+Prints samples/s of the training loader at each worker count and the samples/s one baseline training
+step consumes at the same batch size (fp32 and --amp), with the ratio loader / step (target >= 2).
+The synthetic set must exist (python tool/make_synthetic.py).
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from common.errors import run_cli  # noqa: E402
+from data.dataset import build_train_dataset, needs_spawned_workers  # noqa: E402
+from main.config import load_config  # noqa: E402
+from main.model import Model, reduce_losses  # noqa: E402
+from main.trainer import amp_context, make_optimizer, to_device  # noqa: E402
+
+
+def loader_rate(cfg, dataset, workers, batches):
+    ctx = 'forkserver' if workers and needs_spawned_workers(cfg) else None
+    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, num_workers=workers,
+                        drop_last=True, multiprocessing_context=ctx, persistent_workers=False)
+    it = iter(loader)
+    next(it)  # start-up (worker spawn, first batch) is not throughput
+    t = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        n += next(it)[0]['img'].shape[0]
+    rate = n / (time.perf_counter() - t)
+    del it
+    return rate
+
+
+def step_rate(cfg, batch, amp, reps=3, warmup=2):
+    model = Model(cfg).train()
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    inputs, targets, meta = to_device(batch, torch.device('cpu'), amp)
+    times = []
+    for _ in range(reps + warmup):  # the first CPU steps build oneDNN kernels: seconds each
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with amp_context(amp, torch.device('cpu')):
+            total, _ = reduce_losses(model(inputs, targets, meta, 'train'))
+        total.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return batch[0]['img'].shape[0] / statistics.median(times[warmup:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--cfg', default='assets/yaml/baseline.yml')
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--batches', type=int, default=5, help='batches timed per worker count')
+    ap.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--teacher', action='store_true', help='add the overlap-edge channel, rendered per crop')
+    ap.add_argument('overrides', nargs='*')
+    args = ap.parse_args()
+    extra = ['mode=teacher', 'edge.type=smpl_overlap'] if args.teacher else []
+    cfg = load_config(args.cfg, ['data.train_sets_3d=[Synthetic]', 'data.train_sets_2d=[]',
+                                 f'train.batch_size={args.batch}'] + extra + args.overrides)
+    torch.manual_seed(0)
+    dataset = build_train_dataset(cfg)
+    print(f'{cfg.mode}, {cfg.model.backbone}, {cfg.model.input_size} px, batch {args.batch}, {len(dataset)} samples, '
+          f'{torch.get_num_threads()} torch threads')
+    rates = {w: loader_rate(cfg, dataset, w, args.batches) for w in args.workers}
+    batch = next(iter(DataLoader(dataset, batch_size=args.batch, shuffle=False)))
+    steps = {'fp32': step_rate(cfg, batch, False), 'amp': step_rate(cfg, batch, True)}
+    for w, r in rates.items():
+        print(f'  loader, {w} worker(s): {r:7.1f} samples/s   ratio to step: fp32 x{r / steps["fp32"]:.1f}, '
+              f'amp x{r / steps["amp"]:.1f}')
+    for k, r in steps.items():
+        print(f'  training step ({k}):  {r:7.1f} samples/s')
+    print('note: on a 2-core machine loader workers and the training step share the same cores; the ratios '
+          'are each measured alone')
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,234 @@
+"""Scene layout: the camera, people standing on a common floor, and object occluders.
+
+Frames. The *world* frame is the camera's, levelled: x right, y DOWN (gravity), z forward horizontal,
+origin at the camera centre, floor at y = camera height. The camera is pitched down by `tilt_deg`;
+`Camera.R` maps world to camera coordinates (OpenCV axes). SMPL's template is y-up, so an upright
+body facing the camera has world root orientation Rx(pi); `yaw` turns it about the vertical
+(0 = facing the camera). Everything stored in the annotations is in the camera frame, as in 3DPW:
+BodyModel(pose, shape, trans) gives camera-frame vertices, and projecting them with the intrinsics
+gives the image.
+
+People are placed so their lowest vertex touches the floor. With probability `overlap` a person is
+put in front of or behind someone already placed, laterally offset by a fraction of a body width, so
+one hides part of the other; otherwise anywhere in view. Bodies are kept apart on the floor (pelvis
+distance > 0.8 x the sum of their footprint radii), so they rarely touch and never stand inside each other.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from tool.synthetic.poses import sample_body_pose
+
+GENDERS = ('neutral', 'male', 'female')
+GENDER_P = (0.4, 0.3, 0.3)
+BODY_HEIGHT = 1.7      # metres, for choosing depths (the real heights vary with the shape)
+MIN_DEPTH = 2.4        # metres: nobody closer (strong perspective distortion, most of the body out of view)
+
+
+class SceneError(Exception):
+    """A scene that cannot be used (e.g. a mesh with NaNs, nobody visible): retried with a new seed."""
+
+
+@dataclass
+class Camera:
+    width: int
+    height: int
+    focal: tuple
+    princpt: tuple
+    height_m: float      # camera height above the floor
+    tilt_deg: float      # pitched down by this much
+    z_anchor: float = 4.0  # depth of the first person placed (the camera looks at about there)
+
+    @property
+    def R(self):
+        """World -> camera rotation: rows are the camera axes in world coordinates."""
+        t = math.radians(self.tilt_deg)
+        return np.array([[1.0, 0.0, 0.0],
+                         [0.0, math.cos(t), -math.sin(t)],
+                         [0.0, math.sin(t), math.cos(t)]])
+
+    def project(self, pts):
+        """[..., 3] camera-frame points -> [..., 2] pixels (continuous: pixel u covers [u, u+1))."""
+        pts = np.asarray(pts, np.float64)
+        z = np.maximum(pts[..., 2], 1e-6)
+        return np.stack([self.focal[0] * pts[..., 0] / z + self.princpt[0],
+                         self.focal[1] * pts[..., 1] / z + self.princpt[1]], -1)
+
+    def to_json(self):
+        return {'focal': [float(self.focal[0]), float(self.focal[1])],
+                'princpt': [float(self.princpt[0]), float(self.princpt[1])]}
+
+
+@dataclass
+class Person:
+    gender: str
+    shape: np.ndarray            # [10]
+    body_pose: np.ndarray        # [69] axis-angle, joints 1..23
+    pose_name: str
+    yaw_deg: float
+    lean: np.ndarray             # [3] small root lean (axis-angle, body frame)
+    pose: Optional[np.ndarray] = None    # [72], root in the camera frame
+    trans: Optional[np.ndarray] = None   # [3], camera frame
+    verts: Optional[np.ndarray] = None   # [V, 3] camera frame
+    joints: Optional[np.ndarray] = None  # [30, 3] camera frame (SMPL-30)
+    ground: Optional[np.ndarray] = None  # [3] world point on the floor below the pelvis
+    radius: float = 0.3                  # horizontal footprint radius (m)
+    materials: Optional[np.ndarray] = None
+    colours: Optional[np.ndarray] = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Occluder:
+    kind: str               # 'pole', 'box', 'blob', 'rail'
+    polygon: np.ndarray     # [K, 2] pixel coordinates
+    colour: tuple
+
+
+def sample_camera(rng, width, height):
+    f = 1.02 * max(width, height) * rng.uniform(0.85, 1.2)   # 3DPW: ~1962 px for 1080x1920
+    princpt = (width / 2 + rng.normal(0, 0.01 * width), height / 2 + rng.normal(0, 0.01 * height))
+    cam_h = rng.uniform(0.9, 2.1)
+    frac = rng.uniform(0.3, 0.7)           # the first person's height as a fraction of the image
+    z_anchor = BODY_HEIGHT * f / (frac * height)
+    # look at the middle of a person standing at the anchor depth, give or take
+    tilt = float(np.clip(math.degrees(math.atan2(cam_h - 0.9, z_anchor)) + rng.normal(0, 2), -5, 35))
+    return Camera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=tilt, z_anchor=z_anchor)
+
+
+def sample_person(rng, pose_noise=1.0):
+    gender = GENDERS[rng.choice(len(GENDERS), p=GENDER_P)]
+    shape = np.clip(rng.standard_normal(10), -2.5, 2.5)
+    name, body_pose = sample_body_pose(rng, noise=pose_noise)
+    lean = np.array([rng.normal(0, 0.04), 0.0, rng.normal(0, 0.04)])
+    return Person(gender, shape, body_pose, name, float(rng.uniform(0, 360)), lean)
+
+
+def root_rotation(cam, yaw_deg, lean):
+    """Camera-frame root rotation of an upright body turned by yaw, leaning slightly."""
+    r_world = Rotation.from_euler('x', 180, degrees=True) * Rotation.from_euler('y', yaw_deg, degrees=True) \
+        * Rotation.from_rotvec(lean)
+    return Rotation.from_matrix(cam.R) * r_world
+
+
+def pose_people(people, cam, models):
+    """Fill pose (camera-frame root) and the untranslated camera-frame mesh of every person, grouped
+    by gender (one body-model call per gender). Raises SceneError on non-finite vertices."""
+    import torch
+    for p in people:
+        p.pose = np.concatenate([root_rotation(cam, p.yaw_deg, p.lean).as_rotvec(), p.body_pose])
+    for g in GENDERS:
+        idx = [i for i, p in enumerate(people) if p.gender == g]
+        if not idx:
+            continue
+        pose = torch.tensor(np.stack([people[i].pose for i in idx]), dtype=torch.float32)
+        shape = torch.tensor(np.stack([people[i].shape for i in idx]), dtype=torch.float32)
+        with torch.no_grad():
+            v, j = models[g](pose, shape, None)
+        for k, i in enumerate(idx):
+            people[i].verts, people[i].joints = v[k].double().numpy(), j[k].double().numpy()
+    for i, p in enumerate(people):
+        if not (np.isfinite(p.verts).all() and np.isfinite(p.joints).all()):
+            raise SceneError(f'person {i} ({p.pose_name}): the body model gave a mesh with NaN/inf vertices')
+
+
+def _visible_x_range(cam, z, margin):
+    """World x range whose projection is inside the image at depth ~z (level approximation)."""
+    half_l = (cam.princpt[0] - margin) / cam.focal[0] * z
+    half_r = (cam.width - cam.princpt[0] - margin) / cam.focal[0] * z
+    return -half_l, half_r
+
+
+def place_people(rng, cam, people, overlap=0.6, max_tries=30):
+    """Choose depths and lateral positions on the floor (people posed by pose_people); set trans and move verts/joints. People
+    that cannot be placed without interpenetration are dropped. Returns the placed people."""
+    z_anchor = cam.z_anchor
+    R = cam.R
+    placed, spots = [], []
+    for k, p in enumerate(people):
+        world = p.verts @ R                        # camera -> world (rows): w = R^T c
+        pelvis = p.joints[0] @ R
+        horiz = world[:, [0, 2]] - pelvis[[0, 2]]
+        p.radius = float(max(0.2, np.percentile(np.linalg.norm(horiz, axis=1), 95) * 0.8))
+        body_w = 0.45
+        ok = False
+        for _ in range(max_tries):
+            if k == 0:
+                z = z_anchor
+                lo, hi = _visible_x_range(cam, z, 0.15 * cam.width)
+                x = rng.uniform(lo, hi) * 0.6
+            elif placed and rng.random() < overlap:
+                j = rng.integers(len(placed))
+                zj, xj = spots[j]
+                dz = rng.uniform(0.5, 2.2) * (1 if rng.random() < 0.55 else -1)
+                z = max(zj + dz, MIN_DEPTH)
+                off = rng.uniform(0.1, 0.75) * body_w * (1 if rng.random() < 0.5 else -1)
+                x = z * (xj + off) / zj
+            else:
+                z = max(z_anchor * rng.uniform(0.75, 1.6), MIN_DEPTH)
+                lo, hi = _visible_x_range(cam, z, 0.05 * cam.width)
+                x = rng.uniform(lo, hi)
+            if all(math.hypot(x - xs, z - zs) > 0.8 * (p.radius + q.radius) for (zs, xs), q in zip(spots, placed)):
+                ok = True
+                break
+        if not ok:
+            continue
+        t_world = np.array([x - pelvis[0], cam.height_m - world[:, 1].max(), z - pelvis[2]])
+        p.trans = R @ t_world
+        p.verts = p.verts + p.trans
+        p.joints = p.joints + p.trans
+        p.ground = np.array([x, cam.height_m, z])
+        placed.append(p)
+        spots.append((z, x))
+    return placed
+
+
+def _box(uv, w, h):
+    x0, y0 = np.clip(uv.min(0), 0, [w, h])
+    x1, y1 = np.clip(uv.max(0), 0, [w, h])
+    return x0, y0, x1, y1
+
+
+def sample_occluders(rng, cam, people, prob=0.4):
+    """0-2 objects in front of randomly chosen people (poles, crates/boxes, foliage, railings)."""
+    out = []
+    if not people or rng.random() >= prob:
+        return out
+    w, h = cam.width, cam.height
+    for _ in range(1 if rng.random() < 0.7 else 2):
+        p = people[rng.integers(len(people))]
+        x0, y0, x1, y1 = _box(cam.project(p.verts), w, h)
+        bw, bh = max(x1 - x0, 4), max(y1 - y0, 4)
+        kind = ('pole', 'box', 'blob', 'rail')[rng.choice(4, p=(0.3, 0.3, 0.25, 0.15))]
+        if kind == 'pole':
+            pw = rng.uniform(0.08, 0.3) * bw
+            cx = rng.uniform(x0 + 0.1 * bw, x1 - 0.1 * bw)
+            lean = rng.normal(0, 0.03) * h
+            top = rng.uniform(-0.1, 0.4) * h if rng.random() < 0.5 else -1
+            poly = [(cx - pw / 2 + lean, top), (cx + pw / 2 + lean, top), (cx + pw / 2, h + 1), (cx - pw / 2, h + 1)]
+            colour = (np.array([[70, 70, 75], [40, 70, 45], [110, 80, 55], [150, 150, 150]])[rng.integers(4)]
+                      * rng.uniform(0.7, 1.2))
+        elif kind == 'box':
+            ow, oh = rng.uniform(0.5, 1.4) * bw, rng.uniform(0.2, 0.55) * bh
+            cx = rng.uniform(x0, x1)
+            bottom = min(y1 + rng.uniform(0, 0.15) * bh, h + 1) if rng.random() < 0.7 else h + 1
+            poly = [(cx - ow / 2, bottom - oh), (cx + ow / 2, bottom - oh), (cx + ow / 2, bottom), (cx - ow / 2, bottom)]
+            colour = (np.array([[140, 100, 60], [170, 150, 110], [90, 90, 100], [160, 40, 40], [40, 60, 140]])
+                      [rng.integers(5)] * rng.uniform(0.7, 1.2))
+        elif kind == 'blob':
+            r = rng.uniform(0.25, 0.5) * bw + 0.08 * bh
+            cx, cy = rng.uniform(x0, x1), rng.uniform(y0 + 0.4 * bh, y1)
+            ang = np.sort(rng.uniform(0, 2 * np.pi, 14))
+            rad = r * rng.uniform(0.6, 1.1, 14)
+            poly = np.stack([cx + rad * np.cos(ang), cy + 0.8 * rad * np.sin(ang)], 1)
+            colour = np.array([[60, 110, 45], [90, 130, 50], [110, 90, 50]])[rng.integers(3)] * rng.uniform(0.7, 1.1)
+        else:
+            th = rng.uniform(0.025, 0.05) * bh
+            cy = rng.uniform(y0 + 0.45 * bh, y0 + 0.8 * bh)
+            poly = [(-1, cy - th / 2), (w + 1, cy - th / 2), (w + 1, cy + th / 2), (-1, cy + th / 2)]
+            colour = np.array([150, 150, 155]) * rng.uniform(0.5, 1.2)
+        out.append(Occluder(kind, np.asarray(poly, np.float64), tuple(np.clip(colour, 0, 255))))
+    return out
