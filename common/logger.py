@@ -13,7 +13,7 @@ def setup_logger(log_file=None, rank=0, level=logging.INFO):
         if getattr(h, '_sefd', False):
             root.removeHandler(h)
     root.setLevel(level if rank == 0 else logging.WARNING)
-    handlers = []
+    handlers = [logging.NullHandler()]  # other ranks stay silent (no last-resort printing)
     if rank == 0:
         handlers.append(logging.StreamHandler(sys.stdout))
         if log_file:

@@ -283,4 +283,6 @@ class BaseDataset(Dataset):
         if do_flip:  # img2bb maps the mirrored image; render from the original one
             trans = trans @ np.array([[-1.0, 0, W - 1], [0, 1, 0], [0, 0, 1]])
         areas = [float(p.bbox[2] * p.bbox[3]) for p in rec.scene.people]
-        return overlap_edges_crop(meshes, bodies['neutral'].faces, f, c, trans, (S, S), areas).astype(np.float32)
+        ec = self.cfg.edge
+        return overlap_edges_crop(meshes, bodies['neutral'].faces, f, c, trans, (S, S), areas, method=ec.overlap_method,
+                                  occluding=ec.overlap_occluding).astype(np.float32)

@@ -42,6 +42,20 @@ class Scene:
     key: str = ''                 # a readable id for messages (image id / annotation ids)
 
 
+def group_by_image(annotations, keep=None):
+    """{image_id: [annotations]} (those passing `keep`), in file order."""
+    out = {}
+    for ann in annotations:
+        if keep is None or keep(ann):
+            out.setdefault(ann['image_id'], []).append(ann)
+    return out
+
+
+def problem(key, err):
+    """One line for a malformed entry: ValueErrors already name the entry, a missing key gets named here."""
+    return str(err) if isinstance(err, ValueError) else f'{key}: missing or bad field {err}'
+
+
 def edge_path(root, image_rel):
     return Path(root) / EDGE_DIR / Path(image_rel).with_suffix('.png')
 
@@ -126,13 +140,10 @@ def scene_meshes(scene, body_models):
 def read_neuralannot_scenes(ann_file, fits_file, layout, image_prefix='', swap_wh=False, keep_fit=None):
     """COCO-format images + NeuralAnnot fits {ann_id: {smpl_param, cam_param}} (MSCOCO, MPII, CrowdPose):
     every person has its own virtual camera, `scene_meshes` brings them into one image."""
-    from collections import defaultdict
     db = load_json(ann_file, layout)
     fits = load_json(fits_file, layout)
-    by_image = defaultdict(list)
-    for ann in db.get('annotations', []):
-        if str(ann['id']) in fits and (keep_fit is None or keep_fit(fits[str(ann['id'])])):
-            by_image[ann['image_id']].append(ann)
+    by_image = group_by_image(db.get('annotations', []), lambda a: str(a['id']) in fits and (
+        keep_fit is None or keep_fit(fits[str(a['id'])])))
     scenes, problems = [], []
     for img in db.get('images', []):
         anns = by_image.get(img['id'])
@@ -147,7 +158,7 @@ def read_neuralannot_scenes(ann_file, fits_file, layout, image_prefix='', swap_w
                 people.append(Person(*smpl_of(fit['smpl_param'], where), focal, princpt,
                                      np.asarray(a['bbox'], np.float64)))
         except (ValueError, KeyError) as e:
-            problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing field {e}')
+            problems.append(problem(key, e))
             continue
         w, h = (img['height'], img['width']) if swap_wh else (img['width'], img['height'])
         scenes.append(Scene(f'{image_prefix}{img["file_name"]}', int(w), int(h), people, key))

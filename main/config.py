@@ -43,6 +43,9 @@ class EdgeConfig:
     type: str = 'none'             # one of EDGE_TYPES; decides the 4th input channel
     overlap_source: str = 'render' # smpl_overlap: render per crop from the GT meshes, or read files
                                    # written by tool/make_overlap_edges.py ('file')
+    overlap_method: str = 'geometric'  # geometric (id/depth buffers, exact) | canny (SEFD: Canny of renders)
+    overlap_occluding: bool = False    # also mark the occluders' outlines over the people behind them
+                                       # (closer to SEFD's Canny difference; geometric only)
     dilation: int = 5              # Canny: local-max filter size (SEFD: 5x5)
     canny_low: float = 0.1
     canny_high: float = 0.2
@@ -153,11 +156,10 @@ def _coerce(value, tp, key):
 def _set(cfg, key, value, source):
     node, parts = cfg, key.split('.')
     for i, part in enumerate(parts):
-        names = {f.name: f for f in dataclasses.fields(node)}
+        names = {f.name for f in dataclasses.fields(node)}
         if part not in names:
             full = '.'.join(parts[:i + 1])
             raise UserError(f'unknown config key {full!r} in {source}{closest(key, _valid_keys(cfg))}')
-        f = names[part]
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(getattr(node, part)):
                 if not isinstance(value, dict):
@@ -209,7 +211,7 @@ def validate(cfg):
     must(cfg.mode in MODES, f'mode {cfg.mode!r} is not one of {MODES}{closest(cfg.mode, MODES)}')
     must(cfg.edge.type in EDGE_TYPES,
          f'edge.type {cfg.edge.type!r} is not one of {EDGE_TYPES}{closest(cfg.edge.type, EDGE_TYPES)}')
-    must(cfg.model.pose_head in ('rot6d', 'vposer'), f'model.pose_head must be rot6d or vposer')
+    must(cfg.model.pose_head in ('rot6d', 'vposer'), 'model.pose_head must be rot6d or vposer')
     must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,
          'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot); use model.pose_head=rot6d '
          'to train without one')
@@ -230,6 +232,7 @@ def validate(cfg):
     must(all(s in (1, 2, 3, 4) for s in cfg.distill.stages), 'distill.stages are backbone stages 1..4')
     must(cfg.data.on_bad_sample in ('skip', 'error'), 'data.on_bad_sample must be skip or error')
     must(cfg.edge.overlap_source in ('render', 'file'), 'edge.overlap_source must be render or file')
+    must(cfg.edge.overlap_method in ('geometric', 'canny'), 'edge.overlap_method must be geometric or canny')
     return cfg
 
 

@@ -18,6 +18,7 @@ import math
 import torch
 import torch.nn as nn
 
+from common.errors import UserError
 from common.nets.loss import CoordLoss, ParamLoss
 from common.nets.module import Pose2Feat, PositionNet, RotationNet, render_gaussian_heatmaps
 from common.nets.vposer import IDENTITY_6D, load_vposer_v1, rot6d_pose
@@ -33,6 +34,9 @@ GRAPH15_IN_SMPL30 = torch.tensor([SMPL30.index(n) for n in GRAPH15.joints])
 class Model(nn.Module):
     def __init__(self, cfg, body_model=None):
         super().__init__()
+        if cfg.mode == 'student':
+            raise UserError('mode student is not available yet: the student edges (canny, rcf, hed, pidinet, see) '
+                            'and the distillation losses are still to be built; train a baseline or a teacher')
         mc = cfg.model
         self.cfg = cfg
         self.input_size = mc.input_size

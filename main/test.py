@@ -15,7 +15,6 @@ if not __package__:  # run as a script: put the repository root on sys.path
     import _init_paths  # noqa: F401
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.errors import UserError, run_cli
@@ -25,7 +24,7 @@ from common.utils.metrics import MetricAccumulator
 from data.dataset import get_dataset_class
 from main.config import Config, parse_overrides, resolve_path, update_config, validate
 from main.model import Model
-from main.trainer import load_checkpoint, parse_gpus, to_device
+from main.trainer import load_checkpoint, make_loader, parse_gpus, to_device
 
 log = logging.getLogger('sefd')
 
@@ -49,8 +48,7 @@ def checkpoint_path(arg, epoch):
 
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device):
-    loader = DataLoader(dataset, batch_size=cfg.test.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
-                        pin_memory=device.type == 'cuda')
+    loader = make_loader(dataset, cfg, cfg.test.batch_size, device)
     acc, per_sample = MetricAccumulator(), []
     model.eval()
     for inputs, targets, meta in tqdm(loader, desc=f'test {dataset.name}', dynamic_ncols=True):

@@ -92,6 +92,17 @@ def load_checkpoint(path, map_location='cpu'):
 
 
 # ---------------------------------------------------------------------------------------------- loop
+def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False):
+    from data.dataset import needs_spawned_workers
+    nw = cfg.data.num_workers
+    # a renderer cannot be used in a process forked from one that rendered: start such workers fresh
+    ctx = 'forkserver' if nw and needs_spawned_workers(cfg) else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=nw,
+                      pin_memory=device.type == 'cuda', drop_last=train and len(dataset) >= batch_size,
+                      persistent_workers=train and nw > 0, multiprocessing_context=ctx,
+                      generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
 def to_device(tree, device, channels_last=False):
     if isinstance(tree, dict):
         return {k: to_device(v, device, channels_last) for k, v in tree.items()}
@@ -122,15 +133,12 @@ class Trainer:
             self.start_epoch = ckpt['epoch'] + 1
             log.info(f'resumed from {path} (epoch {ckpt["epoch"]} done)')
         if world_size > 1:
-            # the body model's buffers are constants: no need to broadcast them every step
+            # the body model's buffers are constants: no need to sync them every step
             self.model = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == 'cuda' else None,
-                                                 broadcast_buffers=False)
+                                                 forward_sync_buffers=False)
         self.sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.train.seed) if world_size > 1 else None
-        nw = cfg.data.num_workers
-        self.loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=self.sampler is None,
-                                 sampler=self.sampler, num_workers=nw, pin_memory=device.type == 'cuda',
-                                 drop_last=len(dataset) >= cfg.train.batch_size, persistent_workers=nw > 0,
-                                 generator=torch.Generator().manual_seed(cfg.train.seed))
+        self.loader = make_loader(dataset, cfg, cfg.train.batch_size, device, sampler=self.sampler,
+                                  shuffle=self.sampler is None, train=True)
         self.tb = None
         if rank == 0:
             from torch.utils.tensorboard import SummaryWriter

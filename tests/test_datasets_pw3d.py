@@ -50,7 +50,7 @@ def test_flip_swaps_left_and_right(synth_root, monkeypatch):
     _, plain, _ = ds[0]
     force_aug(monkeypatch, True)
     _, flipped, _ = ds[0]
-    G, S = 32, 128
+    G = 32  # grid of a 128 px crop
     perm = SMPL30.flip_permutation()
     # mirror about the crop: x -> S-1-x crop px = G - G/S - x grid px; the box-centre rule of the reference
     # (cx -> W-1-cx) shifts the flipped crop by one more crop px (G/S): G - x in all
@@ -186,3 +186,19 @@ def test_test_script_end_to_end(tmp_path):
     assert set(summary) == {'mpjpe', 'pa_mpjpe', 'mpvpe'} and all(np.isfinite(v) for v in summary.values())
     saved = json.loads((exp / 'result' / 'PW3D_epoch3.json').read_text())
     assert len(saved['samples']) == 6 and saved['summary'] == pytest.approx(summary)
+
+
+def test_teacher_trains_with_edges_rendered_in_loader_workers(synth_root, tmp_path):
+    """The teacher's 4-channel input, rendered per crop inside a loader worker (workers must not be forked
+    from a process that rendered), through the training CLI."""
+    import subprocess
+    import sys
+    from main.config import ROOT
+    r = subprocess.run([sys.executable, 'main/train.py', '--cfg', 'assets/yaml/tiny_cpu.yml', f'data.root={synth_root}',
+                        f'output_dir={tmp_path}', 'mode=teacher', 'edge.type=smpl_overlap', 'data.num_workers=1',
+                        'train.batch_size=2', 'train.max_iters=2', 'model.input_size=64'],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (exp,) = tmp_path.iterdir()
+    ckpt = torch.load(exp / 'checkpoint' / 'snapshot_0.pth.tar', map_location='cpu', weights_only=False)
+    assert ckpt['model']['backbone.conv1.weight'].shape[1] == 4

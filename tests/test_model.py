@@ -129,3 +129,20 @@ def test_nan_loss_is_reported(body, tmp_path):
     targets['pose_param'][0, 0] = float('nan')
     with pytest.raises(UserError, match='non-finite terms: smpl_pose'):
         tr.step(inputs, targets, meta, 0, 0)
+
+
+def test_student_mode_says_it_is_not_there_yet(body):
+    cfg = load_config(None, TINY + ['mode=student', 'edge.type=canny'])
+    with pytest.raises(UserError, match='not available yet'):
+        Model(cfg, body)
+
+
+def test_two_process_ddp_on_cpu_writes_one_experiment(tmp_path):
+    """torchrun with two gloo processes: rank 0 makes the folder, every rank trains its shard, one checkpoint."""
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', 'main/train.py',
+                        '--cfg', 'assets/yaml/tiny_cpu.yml', 'data.train_sets_3d=[BodySamples]', f'output_dir={tmp_path}',
+                        'train.max_iters=2'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (exp,) = tmp_path.iterdir()
+    assert [p.name for p in (exp / 'checkpoint').iterdir()] == ['snapshot_0.pth.tar']
+    assert '2 process(es)' in (exp / 'log' / 'train.log').read_text()

@@ -1,7 +1,8 @@
 """common/edges (SMPL overlap edges, SEFD's Canny) against expectations computed independently: pixel
 centres inside projected squares, 4-neighbour boundaries and dilations written out here in numpy.
 
-Camera: OpenCV axes, x_pix = f*X/Z + c; pixel (u, v) is covered iff its centre (u+0.5, v+0.5) is inside.
+Camera: OpenCV axes, x_pix = f*X/Z + c, OpenCV's pixel convention: pixel (u, v) has its centre at the
+integer point (u, v) and is covered iff that point is inside.
 """
 import math
 
@@ -43,7 +44,7 @@ def rect(x0, x1, y0, y1, z):
 
 def inside(px, py, w=W, h=H):
     """[h, w] bool: pixel centres strictly inside the convex polygon (px, py) (no centre on an edge)."""
-    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    u, v = np.meshgrid(np.arange(w, dtype=float), np.arange(h, dtype=float))
     px, py = np.asarray(px, float), np.asarray(py, float)
     cross = []
     for k in range(len(px)):
@@ -125,6 +126,16 @@ def test_self_occlusion_counts_only_when_visible_alone(renderer):
     ov = O.overlap_edges([m0, rect(*p1, 1.0)], [faces0, QUAD], F, C, W, H, [SMALL, SMALL], renderer=renderer)
     np.testing.assert_array_equal(ov, (contour0 & inp).astype(np.float32))
     assert (boundary(in1) & ~boundary(in1 | in2) & inp).any()  # the self-occlusion part is tested
+
+
+def test_mesh_crossing_the_near_plane(renderer):
+    # the front person covers the whole image and has a part behind the camera (clipped by the renderer)
+    rear = (20.3, 90.7, 15.4, 80.6)
+    front = np.concatenate([rect(-50.3, 210.6, -40.2, 170.7, 1.0),
+                            np.array([[0, 0, -1.0], [0.3, 0, -1.0], [0, 0.3, -1.0]], np.float32)])
+    faces = [QUAD, np.concatenate([QUAD, [[4, 5, 6]]])]
+    ov = O.overlap_edges([rect(*rear, 3.0), front], faces, F, C, W, H, [SMALL, SMALL], renderer=renderer)
+    np.testing.assert_array_equal(ov, boundary(inside_rect(*rear)).astype(np.float32))
 
 
 def test_dilation_is_per_person(renderer):
@@ -252,8 +263,10 @@ def test_crop_matches_warped_full_map(two_bodies, renderer, deg, scale, flip):
     assert c_edge.sum() > 30 and w_edge.sum() > 30
     d_to_w = cv2.distanceTransform((~w_edge).astype(np.uint8), cv2.DIST_L2, 3)
     d_to_c = cv2.distanceTransform((~c_edge).astype(np.uint8), cv2.DIST_L2, 3)
-    assert (d_to_w[c_edge] <= 2).mean() > 0.9
-    assert (d_to_c[w_edge] <= 2).mean() > 0.9
+    # crop pixels lie on the warped map's band (measured: all of them within 1 px), and the band's pixels
+    # near a crop pixel (measured >= 0.98: its 2-3 px wide band at 1.6x holds a few farther pixels)
+    assert (d_to_w[c_edge] <= 1).mean() > 0.98
+    assert (d_to_c[w_edge] <= 2).mean() > 0.95
 
 
 def test_crop_camera_factorisation():
@@ -267,10 +280,10 @@ def test_crop_camera_factorisation():
     np.testing.assert_allclose(np.abs(recon), np.abs(b), rtol=1e-9, atol=1e-9)
     rot3, f3, c3, _, skew3 = O.crop_camera(500.0, (320.0, 240.0), a, 256)
     assert skew3 < 1e-12 and math.isclose(f3[0], 0.7 * 500.0) and math.isclose(f3[1], 0.7 * 500.0)
-    # a point lands on the same crop position (continuous coordinates) through the factorised camera
+    # a point lands on the same crop position (pixel coordinates, centres at integers) through the factorised camera
     p = np.array([0.3, -0.2, 2.5])
     img = np.array([500.0 * p[0] / p[2] + 320.0, 500.0 * p[1] / p[2] + 240.0])
-    crop_c = a[:, :2] @ (img - 0.5) + a[:, 2] + 0.5   # cv2's affine acts on pixel indices (centre - 0.5)
+    crop_c = a[:, :2] @ img + a[:, 2]   # cv2's affine acts on pixel indices, which are pixel centres
     q = rot3 @ p
     np.testing.assert_allclose([f3[0] * q[0] / q[2] + c3[0], f3[1] * q[1] / q[2] + c3[1]], crop_c, atol=1e-9)
 

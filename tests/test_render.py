@@ -1,13 +1,15 @@
 """common/utils/render.py against closed-form projections (never against its own output).
 
-Camera used throughout: OpenCV axes, x_pix = fx*X/Z + cx, pixel (u, v) covers [u, u+1) x [v, v+1),
-so pixel u is covered iff its centre u+0.5 lies inside the projected shape.
+Camera used throughout: OpenCV axes, x_pix = fx*X/Z + cx, and OpenCV's pixel convention (that of every
+camera and cv2 warp in the data pipeline): pixel centres at INTEGER coordinates, pixel (u, v) covers
+[u-0.5, u+0.5) x [v-0.5, v+0.5), so pixel u is covered iff the point u lies inside the projected shape.
 """
 import os
 import signal
 import threading
 from collections import Counter
 
+import cv2
 import numpy as np
 import pytest
 
@@ -30,8 +32,8 @@ def renderer():
 
 
 def centres(w=W, h=H):
-    """Continuous pixel coordinates of every pixel centre, [H, W] each."""
-    return np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    """Pixel coordinates of every pixel centre (integers: the OpenCV convention), [H, W] each."""
+    return np.meshgrid(np.arange(w, dtype=float), np.arange(h, dtype=float))
 
 
 def rect_at_depth(x0, x1, y0, y1, z):
@@ -47,7 +49,7 @@ def test_square_footprint_depth_and_face_ids(renderer):
     out = renderer.render([rect_at_depth(x0, x1, y0, y1, 2.0)], QUAD, (FX, FY), (CX, CY), W, H)
     u, v = centres()
     inside = (u > x0) & (u < x1) & (v > y0) & (v < y1)
-    assert inside.sum() == 34 * 37  # columns 7..40, rows 13..49
+    assert inside.sum() == 33 * 38  # columns 8..40, rows 13..50 (centres at integers)
     np.testing.assert_array_equal(out.depth > 0, inside)
     np.testing.assert_allclose(out.depth[inside], 2.0, atol=1e-5)
     assert (out.depth[~inside] == 0).all()
@@ -63,13 +65,41 @@ def test_square_footprint_depth_and_face_ids(renderer):
 
 
 def test_pixel_centre_convention(renderer):
-    # a shape covering x_pix in [10.4, 10.6] holds only the centre of pixel column 10; one covering
-    # [20.6, 21.7] only that of column 21 (centre 21.5; not 20.5 nor 22.5)
-    meshes = [rect_at_depth(10.4, 10.6, 5.3, 5.7, 3.0), rect_at_depth(20.6, 21.7, 30.2, 32.8, 3.0)]
+    # OpenCV: a point projecting to (10.0, 5.0) is the centre of pixel (column 10, row 5). A shape
+    # covering x_pix in [9.9, 10.1] x [4.9, 5.1] holds only that centre; one covering [20.6, 21.7] x
+    # [30.2, 32.8] only column 21 and rows 31, 32; one covering [40.2, 40.8]^2 holds no integer point
+    # and covers nothing (with pixel centres at +0.5 these would be (30..32, 21) and (40, 40))
+    meshes = [rect_at_depth(9.9, 10.1, 4.9, 5.1, 3.0), rect_at_depth(20.6, 21.7, 30.2, 32.8, 3.0),
+              rect_at_depth(40.2, 40.8, 40.2, 40.8, 3.0)]
     out = renderer.render(meshes, QUAD, (FX, FY), (CX, CY), W, H, outputs=('person_id',))
     assert out.depth is None and out.rgb is None
     np.testing.assert_array_equal(np.argwhere(out.person_id == 0), [[5, 10]])
-    np.testing.assert_array_equal(np.argwhere(out.person_id == 1), [[30, 21], [31, 21], [32, 21]])
+    np.testing.assert_array_equal(np.argwhere(out.person_id == 1), [[31, 21], [32, 21]])
+    assert not (out.person_id == 2).any()
+    # a camera point on the optical axis lands on the pixel whose index is the principal point
+    dot = np.array([[-.002, -.002, 2.0], [.002, -.002, 2.0], [.002, .002, 2.0], [-.002, .002, 2.0]], np.float32)
+    out = renderer.render([dot], QUAD, (FX, FY), (17.0, 40.0), W, H, outputs=('person_id',))
+    np.testing.assert_array_equal(np.argwhere(out.person_id == 0), [[40, 17]])
+
+
+def test_mirror_is_w_minus_1_minus_u(renderer):
+    # with pixel centres at integers, mirroring the scene (X -> -X) and the principal point
+    # (cx -> W-1-cx) mirrors the image exactly as preprocessing flips images: column u <-> W-1-u; the
+    # same as cv2.warpAffine with the flip matrix [[-1, 0, W-1], [0, 1, 0]]
+    w, h, cx, cy = 57, 41, 20.3, 18.6
+    tri = np.array([[5.2, 3.1], [50.7, 12.4], [17.9, 38.3]])   # pixel coordinates
+    v = np.stack([(tri[:, 0] - cx) * 2.0 / FX, (tri[:, 1] - cy) * 2.0 / FY, np.full(3, 2.0)], 1).astype(np.float32)
+    face = np.array([[0, 1, 2]])
+    a = renderer.render([v], face, (FX, FY), (cx, cy), w, h, outputs=('depth',)).depth
+    b = renderer.render([v * np.float32([-1, 1, 1])], face, (FX, FY), (w - 1 - cx, cy), w, h, outputs=('depth',)).depth
+    u, vv = centres(w, h)
+    cross = [(tri[(k + 1) % 3, 0] - tri[k, 0]) * (vv - tri[k, 1]) - (tri[(k + 1) % 3, 1] - tri[k, 1]) * (u - tri[k, 0])
+             for k in range(3)]
+    expected = np.all(np.stack(cross) > 0, 0) | np.all(np.stack(cross) < 0, 0)
+    np.testing.assert_array_equal(a > 0, expected)
+    np.testing.assert_array_equal(b > 0, expected[:, ::-1])
+    flip = np.array([[-1.0, 0, w - 1], [0, 1, 0]])
+    np.testing.assert_array_equal(cv2.warpAffine(a, flip, (w, h), flags=cv2.INTER_NEAREST), b)
 
 
 def test_nearer_mesh_wins(renderer):

@@ -20,16 +20,15 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from common.errors import run_cli  # noqa: E402
-from data.dataset import build_train_dataset, needs_spawned_workers  # noqa: E402
+from data.dataset import build_train_dataset  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model, reduce_losses  # noqa: E402
-from main.trainer import amp_context, make_optimizer, to_device  # noqa: E402
+from main.trainer import amp_context, make_loader, make_optimizer, to_device  # noqa: E402
 
 
 def loader_rate(cfg, dataset, workers, batches):
-    ctx = 'forkserver' if workers and needs_spawned_workers(cfg) else None
-    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, num_workers=workers,
-                        drop_last=True, multiprocessing_context=ctx, persistent_workers=False)
+    cfg.data.num_workers = workers
+    loader = make_loader(dataset, cfg, cfg.train.batch_size, torch.device('cpu'), shuffle=True)
     it = iter(loader)
     next(it)  # start-up (worker spawn, first batch) is not throughput
     t = time.perf_counter()

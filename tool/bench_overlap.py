@@ -16,7 +16,6 @@ tall, focal 1500-2000 px). Timed on the same frames, interleaved (A B C A B C ..
 Ratios are what counts on a shared machine.
 """
 import argparse
-import math
 import statistics
 import sys
 import time

@@ -34,10 +34,10 @@ ALL_EDGE_DIR = 'all_edges'
 _worker = {}
 
 
-def _init_worker(smpl_dir, vertices, method):
+def _init_worker(smpl_dir, vertices, method, occluding):
     from common.utils.render import Renderer
     from common.utils.smpl import get_body_model
-    _worker.update(renderer=Renderer(), method=method,
+    _worker.update(renderer=Renderer(), method=method, occluding=occluding,
                    bodies=lambda g: get_body_model(g, smpl_dir, vertices))
 
 
@@ -66,7 +66,8 @@ def process(job):
         faces = bodies['neutral'].faces
         areas = [float(p.bbox[2] * p.bbox[3]) for p in scene.people]
         out = overlap_edges(meshes, faces, focal, princpt, scene.width, scene.height, areas,
-                            method=_worker['method'], renderer=_worker['renderer'], return_all=all_path is not None)
+                            method=_worker['method'], renderer=_worker['renderer'], return_all=all_path is not None,
+                            occluding=_worker['occluding'])
         overlap, all_edges = out if all_path is not None else (out, None)
         atomic_write_bytes(out_path, encode_png(overlap))
         if all_path is not None:
@@ -82,6 +83,8 @@ def parse_args(argv=None):
     ap.add_argument('--root', default='', help='dataset folder (default data/<dataset>)')
     ap.add_argument('--split', default='', help='one split (default: all the dataset has)')
     ap.add_argument('--method', default='geometric', choices=('geometric', 'canny'))
+    ap.add_argument('--occluding', action='store_true',
+                    help="also mark occluders' outlines over the people behind (geometric; closer to SEFD's Canny)")
     ap.add_argument('--all-edges', action='store_true', help='also write the all-edges map to all_edges/')
     ap.add_argument('--workers', type=int, default=1)
     ap.add_argument('--overwrite', action='store_true')
@@ -121,7 +124,7 @@ def main(argv=None):
     for p in problems:
         print(f'skipped: {p}', file=sys.stderr)
     counts, failures = Counter(), []
-    init = (args.smpl_dir, args.vertices, args.method)
+    init = (args.smpl_dir, args.vertices, args.method, args.occluding)
     if args.workers > 1 and len(jobs) > 1:
         # spawn: a renderer cannot be used in a process forked after its parent rendered
         with mp.get_context('spawn').Pool(args.workers, _init_worker, init) as pool:

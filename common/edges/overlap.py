@@ -108,26 +108,28 @@ def _sizes(box_areas, n):
     return [dilation_size(a) for a in areas]
 
 
-def _boxes(verts, cam, width, height, znear):
-    """Per mesh, a box holding every pixel the mesh can cover (None: off screen)."""
+def _boxes(verts, cam, width, height, znear, uv=None):
+    """Per mesh, a box holding every pixel the mesh can cover (None: off screen). With a list `uv`,
+    each mesh's projected vertices (u, v) are stored in it (None where a vertex is not in front of the
+    near plane)."""
     fx, fy, cx, cy = cam
     out = []
     for v in verts:
-        if not len(v):
-            out.append(None)
-            continue
-        z = v[:, 2]
-        if z.max() < znear:
-            out.append(None)
-            continue
-        if z.min() < znear:  # near-plane clipping: the projected vertices no longer bound the footprint
-            out.append((0, 0, width, height))
-            continue
-        u = fx * v[:, 0] / z + cx
-        w = fy * v[:, 1] / z + cy
-        b = (max(int(math.floor(u.min())) - 1, 0), max(int(math.floor(w.min())) - 1, 0),
-             min(int(math.ceil(u.max())) + 1, width), min(int(math.ceil(w.max())) + 1, height))
-        out.append(b if b[0] < b[2] and b[1] < b[3] else None)
+        p = None
+        if not len(v) or v[:, 2].max() < znear:
+            b = None
+        elif v[:, 2].min() < znear:  # near-plane clipping: the projected vertices no longer bound the footprint
+            b = (0, 0, width, height)
+        else:
+            z = v[:, 2]
+            p = (fx * v[:, 0] / z + cx, fy * v[:, 1] / z + cy)
+            b = (max(int(math.floor(p[0].min())) - 1, 0), max(int(math.floor(p[1].min())) - 1, 0),
+                 min(int(math.ceil(p[0].max())) + 1, width), min(int(math.ceil(p[1].max())) + 1, height))
+            if not (b[0] < b[2] and b[1] < b[3]):
+                b = None
+        out.append(b)
+        if uv is not None:
+            uv.append(p)
     return out
 
 
@@ -304,21 +306,21 @@ def _pack(rects, atlas):
     return best[1]
 
 
-def _alone_depths(renderer, verts, faces, cam, size, wins, zmin):
+def _alone_depths(renderer, verts, faces, cam, size, wins, uv):
     """{i: depth of person i rendered alone, [h, w] over its window wins[i]}.
 
     Few render calls: each person's mesh, culled to its window, is shifted in the image to its own
     place in an atlas (adding du*Z/fx to X moves the projection by du pixels exactly and keeps the
     depth), places chosen so that the culled meshes' footprints do not meet; one render per atlas.
-    People crossing the near plane are rendered on their own."""
+    People crossing the near plane (uv[i] None) are rendered on their own."""
     fx, fy, cx, cy = cam
     depth, slots = {}, []
     for i, w in wins.items():
         v, f = verts[i], faces[i]
-        if zmin[i] < renderer.znear or not len(f):
+        if uv[i] is None or not len(f):
             depth[i] = _render(renderer, [v], [f], cam, size, w, ('depth',)).depth
             continue
-        u, t = fx * v[:, 0] / v[:, 2] + cx, fy * v[:, 1] / v[:, 2] + cy
+        u, t = uv[i]
         part = _cull(v, f, (u, t), w)
         if part is None:
             depth[i] = np.zeros((w[3] - w[1], w[2] - w[0]), np.float32)
@@ -338,11 +340,10 @@ def _alone_depths(renderer, verts, faces, cam, size, wins, zmin):
             if pg != page:
                 continue
             du, dv = ax - fp[0], ay - fp[1]
-            z = vc[:, 2].astype(np.float64)
-            shifted = vc.astype(np.float64)
-            shifted[:, 0] += du * z / fx
-            shifted[:, 1] += dv * z / fy
-            meshes.append(shifted.astype(np.float32))
+            shifted = vc.copy() if vc is verts[i] else vc
+            shifted[:, 0] += np.float32(du / fx) * shifted[:, 2]
+            shifted[:, 1] += np.float32(dv / fy) * shifted[:, 2]
+            meshes.append(shifted)
             flist.append(fc)
             where.append((i, du, dv))
         d = renderer.render(meshes, flist, (fx, fy), (cx, cy), ATLAS[0], ATLAS[1], outputs=('depth',)).depth
@@ -354,8 +355,8 @@ def _alone_depths(renderer, verts, faces, cam, size, wins, zmin):
 
 def _geometric(verts, faces, cam, width, height, ks, renderer, return_all, occluding=False):
     size = (width, height)
-    znear = renderer.znear
-    boxes = _boxes(verts, cam, width, height, znear)
+    uv = []
+    boxes = _boxes(verts, cam, width, height, renderer.znear, uv)
     jump = DEPTH_JUMP_PX / math.sqrt(cam[0] * cam[1])
     vis = [i for i, b in enumerate(boxes) if b is not None]
     zmin = {i: float(verts[i][:, 2].min()) for i in vis}
@@ -370,7 +371,7 @@ def _geometric(verts, faces, cam, width, height, ks, renderer, return_all, occlu
         for j in front[i]:
             need[j].append(_inter(boxes[i], boxes[j]))
     wins = {i: _grow(_union(b), 1, width, height) for i, b in need.items() if b}
-    depth = _alone_depths(renderer, verts, faces, cam, size, wins, zmin)
+    depth = _alone_depths(renderer, verts, faces, cam, size, wins, uv)
     items = []
     for i in vis:
         if not front[i]:
@@ -517,9 +518,8 @@ def crop_camera(focal, princpt, img2crop, crop_width):
     if flip:  # render the unflipped crop, mirrored back by the caller: u -> (w - 1) - u in index coordinates
         a = np.array([[-1.0, 0.0], [0.0, 1.0]]) @ a
         a[0, 2] += crop_width - 1
+    # cv2's affine acts on pixel indices = pixel centres, the renderer's convention too: no half-pixel terms
     m, t = a[:, :2], a[:, 2]
-    # index coordinates (cv2) -> continuous ones (the renderer's: pixel u covers [u, u+1))
-    t = t + 0.5 - m @ np.array([0.5, 0.5])
     b = m @ np.diag([fx, fy])
     d = math.hypot(b[1, 0], b[1, 1])
     sn, cs = b[1, 0] / d, b[1, 1] / d

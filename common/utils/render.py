@@ -6,12 +6,13 @@ are exact (never blended at silhouettes).
 
 Conventions (pinned by tests/test_render.py)
 - Vertices are in CAMERA coordinates, metres, OpenCV axes: x right, y down, z forward.
-- Projection is the pinhole x_pix = fx*X/Z + cx, y_pix = fy*Y/Z + cy in CONTINUOUS pixel
-  coordinates where pixel (u, v) (column u, row v, row 0 at the top of the image) covers
-  [u, u+1) x [v, v+1); its centre is (u+0.5, v+0.5). A pixel belongs to a triangle iff its centre
-  is inside the projected triangle, so a point projecting to x_pix = u+0.5 lies at the centre of pixel
-  u. (Code that treats integer coordinates as pixel centres, as cv2.projectPoints output is often
-  used, is half a pixel off from this: add 0.5 to its principal point to match.)
+- Projection is the pinhole x_pix = fx*X/Z + cx, y_pix = fy*Y/Z + cy in the OpenCV pixel convention
+  of every camera and cv2 warp in the data pipeline (common/utils/preprocessing.py): pixel CENTRES sit
+  at INTEGER coordinates, pixel (u, v) (column u, row v, row 0 at the top of the image) covers
+  [u-0.5, u+0.5) x [v-0.5, v+0.5), and it belongs to a triangle iff its centre (u, v) is inside the
+  projected triangle. So a point projecting to x_pix = 10.0 lies at the centre of pixel column 10, and
+  a mirror of a W-wide render maps column u to W-1-u. (GL puts pixel centres at +0.5: the shift is
+  applied once, to the principal point, in `Renderer.render`.)
 - depth is the camera z of the visible surface (not an NDC value), 0 on background. Geometry with
   z outside [znear, zfar] (default 0.05 .. 1000 m) is clipped.
 - Back-face culling is off and lighting is two-sided: meshes may be open, faces may wind either way.
@@ -399,6 +400,9 @@ class Renderer:
             raise ValueError(f'image size must be positive, got {width}x{height}')
         fx, fy = np.broadcast_to(_np(focal, np.float64).ravel(), (2,))  # one number: fx = fy
         cx, cy = _np(princpt, np.float64).ravel()
+        # the one place of the pixel convention: OpenCV's pixel centres are at integers, GL's at +0.5;
+        # from here on (footprint, projection, shading rays) coordinates are GL window coordinates
+        cx, cy = cx + 0.5, cy + 0.5
 
         if outputs is None:
             outputs = tuple(o for o in OUTPUTS if o != 'part_id' or part_ids is not None)

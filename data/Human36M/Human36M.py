@@ -21,9 +21,9 @@ import numpy as np
 from common.errors import UserError
 from common.registry import DATASETS, closest
 from common.utils import preprocessing as pre
-from common.utils.joint_sets import H36M17, SMPL30, mapping_indices
+from common.utils.joint_sets import H36M17, mapping_indices
 from data.dataset import BaseDataset, Record
-from data.scenes import Person, Scene, camera_of, load_json, smpl_of
+from data.scenes import Person, Scene, camera_of, load_json, problem, smpl_of
 
 LAYOUT = ('data/Human36M/annotations/Human36M_subject<S>_{data,camera,joint_3d,smpl_param}.json and '
           'data/Human36M/images/<file_name> (3DCrowdNet / I2L-MeshNet release)')
@@ -87,7 +87,7 @@ def read_scenes(root, split='train'):
                 pose, shape, trans = smpl_of(fit, key)
                 bbox = np.asarray(anns[img['id']]['bbox'], np.float64)
             except (KeyError, ValueError) as e:
-                problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing field {e}')
+                problems.append(problem(key, e))
                 continue
             person = Person(pose, shape, trans, focal, princpt, bbox, cam_R=R, cam_t=t)
             scenes.append(Scene(img['file_name'], int(img['width']), int(img['height']), [person], key))
@@ -162,7 +162,7 @@ class Human36M(BaseDataset):
                 try:
                     rec = self.make_record(img, anns, cams, joints, fits, frame, key)
                 except (KeyError, ValueError, TypeError) as e:
-                    problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing or bad field {e}')
+                    problems.append(problem(key, e))
                     continue
                 if rec is not None:
                     records.append(rec)

@@ -13,7 +13,6 @@ no fit filter (the reference's is disabled). A person without a fit has is_valid
 `neuralannot_records` is shared with the MPII and CrowdPose loaders (same COCO-style + NeuralAnnot format).
 """
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from common.utils import preprocessing as pre
 from common.utils.joint_sets import COCO17, COCO19, add_midpoint_joints
 from data.dataset import BaseDataset, Record, add_neighbours
 from data.Human36M.Human36M import check_split, report_problems
-from data.scenes import Person, Scene, camera_of, load_json, read_neuralannot_scenes, smpl_of
+from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, read_neuralannot_scenes, smpl_of
 
 LAYOUT = ('data/MSCOCO/annotations/person_keypoints_{train,val}2017.json, '
           'data/MSCOCO/annotations/MSCOCO_train_SMPL_NeuralAnnot.json and data/MSCOCO/images/{train,val}2017/*.jpg')
@@ -66,9 +65,7 @@ def neuralannot_records(ds, ann_file, fits_file, layout, img_dir, joints_of, ima
     db = load_json(ann_file, layout)
     fits = load_json(fits_file, layout)
     images = {img['id']: img for img in db.get('images', [])}
-    by_image = defaultdict(list)
-    for a in db.get('annotations', []):
-        by_image[a['image_id']].append(a)
+    by_image = group_by_image(db.get('annotations', []))
     records, problems = [], []
     for iid, anns in by_image.items():
         img = images.get(iid)
@@ -88,7 +85,7 @@ def neuralannot_records(ds, ann_file, fits_file, layout, img_dir, joints_of, ima
                 people[a['id']] = Person(*smpl_of(fit['smpl_param'], where), focal, princpt,
                                          np.asarray(a['bbox'], np.float64).reshape(4))
             except (KeyError, ValueError, TypeError) as e:
-                problems.append(str(e) if isinstance(e, ValueError) else f'{where}: missing or bad field {e}')
+                problems.append(problem(where, e))
         scene = Scene(rel, W, H, list(people.values()), key)
         recs = []
         for a in anns:
@@ -97,7 +94,7 @@ def neuralannot_records(ds, ann_file, fits_file, layout, img_dir, joints_of, ima
                 joints = joints_of(a, where)
                 tight = np.asarray(a['bbox'], np.float32).reshape(4)
             except (KeyError, ValueError, TypeError) as e:
-                problems.append(str(e) if isinstance(e, ValueError) else f'{where}: missing or bad field {e}')
+                problems.append(problem(where, e))
                 continue
             if keep_ann is not None and not keep_ann(a, joints):
                 continue

@@ -1,5 +1,4 @@
 """MuCo-3DHP (3DCrowdNet format): data/MuCo/data/MuCo-3DHP.json + smpl_param.json (camera frame, metres)."""
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,7 @@ from common.utils import preprocessing as pre
 from common.utils.joint_sets import MUCO21
 from data.dataset import BaseDataset, Record, add_neighbours
 from data.Human36M.Human36M import check_split, h36m_fit_is_valid, report_problems
-from data.scenes import Person, Scene, camera_of, load_json, smpl_of
+from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, smpl_of
 
 LAYOUT = ('data/MuCo/data/MuCo-3DHP.json, data/MuCo/data/smpl_param.json and data/MuCo/data/<file_name> '
           '(3DCrowdNet release)')
@@ -23,9 +22,7 @@ def image_dir(root):
 def read_scenes(root, split='train'):
     db = load_json(Path(root) / 'data' / 'MuCo-3DHP.json', LAYOUT)
     fits = load_json(Path(root) / 'data' / 'smpl_param.json', LAYOUT)
-    by_image = defaultdict(list)
-    for ann in db.get('annotations', []):
-        by_image[ann['image_id']].append(ann)
+    by_image = group_by_image(db.get('annotations', []))
     scenes, problems = [], []
     for img in db.get('images', []):
         key = f'image {img["id"]} ({img["file_name"]})'
@@ -63,9 +60,7 @@ class MuCo(BaseDataset):
         root = Path(self.root)
         db = load_json(root / 'data' / 'MuCo-3DHP.json', LAYOUT)
         fits = load_json(root / 'data' / 'smpl_param.json', LAYOUT)
-        by_image = defaultdict(list)
-        for ann in db.get('annotations', []):
-            by_image[ann['image_id']].append(ann)
+        by_image = group_by_image(db.get('annotations', []))
         records, problems = [], []
         for img in db.get('images', []):
             anns = by_image.get(img['id'])
@@ -75,7 +70,7 @@ class MuCo(BaseDataset):
             try:
                 rec = self.image_record(img, anns, fits, key)
             except (KeyError, ValueError, TypeError, IndexError) as e:
-                problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing or bad field {e}')
+                problems.append(problem(key, e))
                 continue
             if rec is not None:
                 records.append(rec)

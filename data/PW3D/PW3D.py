@@ -1,6 +1,5 @@
 """3DPW in the 3DCrowdNet format (COCO-style `3DPW_latest_<split>.json`, images under imageFiles/<sequence>/)."""
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from common.utils import preprocessing as pre
 from common.utils.joint_sets import COCO19, OPENPOSE18, SMPL30, add_midpoint_joints, map_joints
 from common.utils.metrics import evaluate_3dpw
 from data.dataset import BaseDataset, Record, add_neighbours
-from data.scenes import Person, Scene, camera_of, load_json, smpl_of
+from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, smpl_of
 
 LAYOUT = ('data/PW3D/data/3DPW_latest_{train,validation,test}.json and data/PW3D/data/imageFiles/<sequence>/'
           '*.jpg (3DCrowdNet release); without the real 3DPW, make the synthetic set: python tool/make_synthetic.py')
@@ -37,9 +36,7 @@ def image_dir(root):
 def read_scenes(root, split, layout=LAYOUT):
     db = load_json(annotation_file(root, split), layout)
     images = {img['id']: img for img in db.get('images', [])}
-    by_image = defaultdict(list)
-    for ann in db.get('annotations', []):
-        by_image[ann['image_id']].append(ann)
+    by_image = group_by_image(db.get('annotations', []))
     scenes, problems = [], []
     for iid, anns in sorted(by_image.items()):
         img = images.get(iid)
@@ -56,7 +53,7 @@ def read_scenes(root, split, layout=LAYOUT):
                 people.append(Person(pose, shape, trans, focal, princpt, np.asarray(ann['bbox'], np.float64),
                                      gender=sp.get('gender', 'neutral')))
         except (ValueError, KeyError) as e:
-            problems.append(str(e) if isinstance(e, ValueError) else f'{key}: missing field {e}')
+            problems.append(problem(key, e))
             continue
         scenes.append(Scene(f'{img["sequence"]}/{img["file_name"]}', int(img['width']), int(img['height']),
                             people, key))
@@ -136,11 +133,8 @@ class PW3D(BaseDataset):
         for split in splits:
             db = load_json(annotation_file(self.root, split), self.layout)
             imgs = {img['id']: img for img in db['images']}
-            by_image = defaultdict(list)
-            for ann in db['annotations']:
-                img = imgs[ann['image_id']]
-                if keep(img['sequence'], frame_index(img['file_name'])):
-                    by_image[img['id']].append(ann)
+            by_image = group_by_image(db['annotations'], lambda a: keep(imgs[a['image_id']]['sequence'],
+                                                                       frame_index(imgs[a['image_id']]['file_name'])))
             for iid, anns in by_image.items():
                 img = imgs[iid]
                 focal, princpt = camera_of(img['cam_param'], f'image {iid}')

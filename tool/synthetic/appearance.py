@@ -199,7 +199,8 @@ def _floor_texture(rng, X, Z, kind, base, other):
 
 def floor_background(rng, w, h, cam, outdoor):
     """Floor (+ back wall, or sky) as seen by `cam` (a scene.Camera): ray-cast per pixel."""
-    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    # pixel centres at integers (OpenCV, as the renderer): the ray of pixel (u, v) goes through (u, v)
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     d = np.stack([(u - cam.princpt[0]) / cam.focal[0], (v - cam.princpt[1]) / cam.focal[1], np.ones_like(u)], -1)
     dw = d @ cam.R  # world directions (rows): R is world->camera, so d_w = R^T d_c
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -316,9 +317,9 @@ def draw_occluders(img, rng, specs):
             x0, x1 = pts[:, 0].min() / 4, pts[:, 0].max() / 4
             y0, y1 = pts[:, 1].min() / 4, pts[:, 1].max() / 4
             if occ.kind == 'pole':
-                t = (np.arange(w)[None, :] + 0.5 - x0) / max(x1 - x0, 1)
+                t = (np.arange(w)[None, :] - x0) / max(x1 - x0, 1)
             else:
-                t = (np.arange(h)[:, None] + 0.5 - y0) / max(y1 - y0, 1)
+                t = (np.arange(h)[:, None] - y0) / max(y1 - y0, 1)
             shade = 0.55 + 0.6 * np.clip(np.sin(np.clip(t, 0, 1) * np.pi), 0, 1)
             col = base[None, None] * shade[..., None]
         col = np.broadcast_to(col, img.shape)

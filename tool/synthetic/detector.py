@@ -39,7 +39,8 @@ def joint_status(uv, z, person, person_id, depth, occluder_mask, self_margin=0.1
         if not (0 <= u < w and 0 <= v < h):
             status[k] = OUTSIDE
             continue
-        c, r = int(u), int(v)
+        # the pixel whose centre is nearest (centres at integers, as in the renderer and cv2)
+        c, r = min(int(u + 0.5), w - 1), min(int(v + 0.5), h - 1)
         if occluder_mask is not None and occluder_mask[r, c]:
             status[k] = OBJECT
             continue

@@ -51,7 +51,7 @@ class Camera:
                          [0.0, math.sin(t), math.cos(t)]])
 
     def project(self, pts):
-        """[..., 3] camera-frame points -> [..., 2] pixels (continuous: pixel u covers [u, u+1))."""
+        """[..., 3] camera-frame points -> [..., 2] pixels (OpenCV convention, as the renderer: pixel centres at integers)."""
         pts = np.asarray(pts, np.float64)
         z = np.maximum(pts[..., 2], 1e-6)
         return np.stack([self.focal[0] * pts[..., 0] / z + self.princpt[0],
