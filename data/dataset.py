@@ -108,6 +108,7 @@ class Record:
     scene: Optional[Scene] = None        # everyone in the image (on-the-fly overlap edges)
     image_rel: str = ''                  # image path under the dataset's image folder (edge files)
     key: str = ''
+    ann_id: int = -1                     # annotation id (evaluation results name their samples by it)
 
 
 def add_neighbours(records, thr=0.1):

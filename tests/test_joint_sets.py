@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from common.utils.joint_sets import (COCO17, CROWDPOSE14, GRAPH15, H36M17, JOINT_SETS, MUCO21, SMPL30,
-                                     add_midpoint_joints, map_joints)
+from common.utils.joint_sets import (COCO17, COCO19, CROWDPOSE14, GRAPH15, H36M17, JOINT_SETS, MUCO21, SMPL30,
+                                     add_midpoints, map_joints, with_midpoints)
 
 
 def test_sizes():
@@ -37,6 +37,8 @@ def test_midpoints_have_product_confidence():
     k = np.zeros((17, 3))
     k[COCO17.index('L_Hip')] = [0, 0, 0.5]
     k[COCO17.index('R_Hip')] = [2, 4, 0.4]
-    out = add_midpoint_joints(k)
+    out = add_midpoints(k, COCO17, ('Pelvis', 'Neck'))
     np.testing.assert_allclose(out[17], [1, 2, 0.2])
-    assert out.shape == (19, 3)
+    assert out.shape == (19, 3) and out[18, 2] == 0  # shoulders unlabelled: the neck is too
+    ext = with_midpoints(COCO17, ('Pelvis', 'Neck'))
+    assert ext.joints == COCO19.joints and ext.flip_pairs == COCO19.flip_pairs and ext.root == 'Pelvis'

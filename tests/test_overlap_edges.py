@@ -13,7 +13,6 @@ import torch
 
 from common.edges import overlap as O
 from common.edges.canny import canny_edge_map, canny_magnitude, max_filter
-from common.errors import UserError
 
 W, H = 160, 120
 F = 200.0
@@ -22,14 +21,6 @@ QUAD = np.array([[0, 1, 2], [0, 2, 3]])
 SMALL = 10.0      # box area that means no dilation (also at 2x crops: 40 px^2)
 
 
-@pytest.fixture(scope='module')
-def renderer():
-    from common.utils import render as R
-    try:
-        R.get_context()
-    except UserError as e:
-        pytest.skip(f'no EGL context on this machine: {e}')
-    return R.Renderer()
 
 
 def polygon(px, py, z):

@@ -22,13 +22,6 @@ CX = CY = 32.0
 QUAD = np.array([[0, 1, 2], [0, 2, 3]])
 
 
-@pytest.fixture(scope='module')
-def renderer():
-    try:
-        R.get_context()
-    except UserError as e:
-        pytest.skip(f'no EGL context on this machine: {e}')
-    return R.Renderer()
 
 
 def centres(w=W, h=H):

@@ -84,7 +84,7 @@ _COCO_SKELETON = [('L_Ankle', 'L_Knee'), ('L_Knee', 'L_Hip'), ('R_Ankle', 'R_Kne
                   ('Nose', 'R_Eye'), ('L_Eye', 'L_Ear'), ('R_Eye', 'R_Ear')]
 COCO17 = _make('COCO17', _COCO, _COCO_SKELETON, root='L_Hip')
 COCO19 = _make('COCO19', _COCO + ('Pelvis', 'Neck'),
-               _COCO_SKELETON + [('Pelvis', 'Neck'), ('Neck', 'Nose')])
+               _COCO_SKELETON + [('Pelvis', 'Neck'), ('Neck', 'Nose')])  # + add_midpoints(.., COCO17, ('Pelvis', 'Neck'))
 
 OPENPOSE18 = _make('OpenPose18', ('Nose', 'Neck', 'R_Shoulder', 'R_Elbow', 'R_Wrist', 'L_Shoulder', 'L_Elbow',
                                   'L_Wrist', 'R_Hip', 'R_Knee', 'R_Ankle', 'L_Hip', 'L_Knee', 'L_Ankle', 'R_Eye',
@@ -163,16 +163,29 @@ def map_joints(values, src: JointSet, dst: JointSet, axis=-2):
     return out
 
 
-def add_midpoint_joints(coco17, conf_col=True):
-    """COCO-17 [..,17,D] -> COCO-19 by appending Pelvis (mid-hips) and Neck (mid-shoulders).
+MIDPOINTS = {'Pelvis': ('L_Hip', 'R_Hip'), 'Neck': ('L_Shoulder', 'R_Shoulder')}
 
-    With a confidence column (last), the new joint's confidence is the product of its parents'.
-    """
-    def mid(a, b):
-        m = (coco17[..., a, :] + coco17[..., b, :]) / 2
-        if conf_col:
-            m[..., -1] = coco17[..., a, -1] * coco17[..., b, -1]
-        return m[..., None, :]
-    pelvis = mid(COCO17.index('L_Hip'), COCO17.index('R_Hip'))
-    neck = mid(COCO17.index('L_Shoulder'), COCO17.index('R_Shoulder'))
-    return np.concatenate([coco17, pelvis, neck], axis=-2)
+
+def add_midpoints(joints, joint_set, names=('Pelvis',)):
+    """Joints [...,J,D] of joint_set -> [...,J+k,D] with the k joints `names` appended, each the midpoint
+    of its parents (MIDPOINTS). With D == 3 the last column is a confidence or validity: the parents'
+    product (a midpoint is only as sure as both its parents)."""
+    joints = np.asarray(joints)
+    new = []
+    for n in names:
+        a, b = (joint_set.index(p) for p in MIDPOINTS[n])
+        m = (joints[..., a, :] + joints[..., b, :]) / 2
+        if joints.shape[-1] == 3:
+            m[..., 2] = joints[..., a, 2] * joints[..., b, 2]
+        new.append(m[..., None, :])
+    return np.concatenate([joints, *new], axis=-2)
+
+
+@lru_cache(maxsize=None)
+def with_midpoints(joint_set, names=('Pelvis',), name=None):
+    """joint_set extended by add_midpoints' joints (same flip pairs; skeleton edges to the parents)."""
+    joints = joint_set.joints + tuple(names)
+    edges = [(joint_set.joints[a], joint_set.joints[b]) for a, b in joint_set.skeleton]
+    edges += [(p, n) for n in names for p in MIDPOINTS[n]]
+    root = 'Pelvis' if 'Pelvis' in joints else joint_set.root
+    return _make(name or f'{joint_set.name}+{"+".join(names)}', joints, edges, root)

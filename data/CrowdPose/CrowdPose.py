@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from common.registry import DATASETS
-from common.utils.joint_sets import CROWDPOSE14, JointSet
+from common.utils.joint_sets import CROWDPOSE14, add_midpoints, with_midpoints
 from data.dataset import BaseDataset
 from data.Human36M.Human36M import check_split
 from data.MSCOCO.MSCOCO import keypoints, neuralannot_records
@@ -43,17 +43,12 @@ def read_scenes(root, split='train'):
 
 
 # ------------------------------------------------------------------------------------------------ loader
-_PELVIS = len(CROWDPOSE14)
-_L_HIP, _R_HIP = CROWDPOSE14.index('L_Hip'), CROWDPOSE14.index('R_Hip')
-CROWDPOSE15 = JointSet('CrowdPose15', CROWDPOSE14.joints + ('Pelvis',), CROWDPOSE14.flip_pairs,
-                       CROWDPOSE14.skeleton + ((_L_HIP, _PELVIS), (_R_HIP, _PELVIS)), root='Pelvis')
+CROWDPOSE15 = with_midpoints(CROWDPOSE14, ('Pelvis',), 'CrowdPose15')
 
 
 def add_pelvis(joints14):
     """[14,3] (x, y, valid) -> [15,3]: the Pelvis is the mid-hip point, valid when both hips are."""
-    lh, rh = joints14[_L_HIP], joints14[_R_HIP]
-    pelvis = np.array([(lh[0] + rh[0]) / 2, (lh[1] + rh[1]) / 2, lh[2] * rh[2]])
-    return np.concatenate([joints14, pelvis[None]], 0)
+    return add_midpoints(joints14, CROWDPOSE14, ('Pelvis',))
 
 
 @DATASETS.register()

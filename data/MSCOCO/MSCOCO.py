@@ -19,7 +19,7 @@ import numpy as np
 
 from common.registry import DATASETS
 from common.utils import preprocessing as pre
-from common.utils.joint_sets import COCO17, COCO19, add_midpoint_joints
+from common.utils.joint_sets import COCO17, COCO19, add_midpoints
 from data.dataset import BaseDataset, Record, add_neighbours
 from data.Human36M.Human36M import check_split, report_problems
 from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, read_neuralannot_scenes, smpl_of
@@ -119,7 +119,7 @@ class MSCOCO(BaseDataset):
         ann = self.root / 'annotations'
         return neuralannot_records(
             self, ann / f'person_keypoints_{self.split}2017.json', ann / f'MSCOCO_{self.split}_SMPL_NeuralAnnot.json',
-            LAYOUT, image_dir(self.root), lambda a, where: add_midpoint_joints(keypoints(a, len(COCO17), where)),
+            LAYOUT, image_dir(self.root), lambda a, where: add_midpoints(keypoints(a, len(COCO17), where), COCO17, ('Pelvis', 'Neck')),
             image_prefix=f'{self.split}2017/',
             keep_ann=keep_coco_person)
 

@@ -8,7 +8,7 @@ import torch
 from common.errors import UserError
 from common.registry import DATASETS, closest
 from common.utils import preprocessing as pre
-from common.utils.joint_sets import COCO19, OPENPOSE18, SMPL30, add_midpoint_joints, map_joints
+from common.utils.joint_sets import COCO17, COCO19, OPENPOSE18, SMPL30, add_midpoints, map_joints, with_midpoints
 from common.utils.metrics import evaluate_3dpw
 from data.dataset import BaseDataset, Record, add_neighbours
 from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, smpl_of
@@ -92,13 +92,13 @@ def subset_filter(subset):
     return SUBSETS[subset]
 
 
+OPENPOSE19 = with_midpoints(OPENPOSE18, ('Pelvis',), 'OpenPose19')
+
+
 def openpose_to_smpl30(op):
-    """OpenPose-18 [18,3] (x, y, conf) -> SMPL-30 [30,3]; the pelvis is the mid-hip point (conf product)."""
-    j = map_joints(np.asarray(op, np.float32).reshape(18, 3), OPENPOSE18, SMPL30)
-    lh, rh = OPENPOSE18.index('L_Hip'), OPENPOSE18.index('R_Hip')
-    op = np.asarray(op, np.float32).reshape(18, 3)
-    j[SMPL30.root_idx] = [(op[lh, 0] + op[rh, 0]) / 2, (op[lh, 1] + op[rh, 1]) / 2, op[lh, 2] * op[rh, 2]]
-    return j
+    """OpenPose-18 [18,3] (x, y, conf), nested or flat -> SMPL-30 [30,3]; the pelvis is the mid-hip point."""
+    op = add_midpoints(np.asarray(op, np.float32).reshape(18, 3), OPENPOSE18, ('Pelvis',))
+    return map_joints(op, OPENPOSE19, SMPL30)
 
 
 @DATASETS.register()
@@ -166,16 +166,14 @@ class PW3D(BaseDataset):
         bbox = pre.process_bbox(bbox, W, H, train=False) if bbox is not None else None
         if bbox is None:
             bbox = pre.process_bbox(tight, W, H, train=False)
-        rec = Record(path, (H, W), bbox, tight, SMPL30, pose, None, person, scene=scene, image_rel=scene.image,
-                     key=f'ann {ann["id"]}')
-        rec.ann_id = ann['id']
-        return rec
+        return Record(path, (H, W), bbox, tight, SMPL30, pose, None, person, scene=scene, image_rel=scene.image,
+                      key=f'ann {ann["id"]}', ann_id=ann['id'])
 
     def input_pose(self, ann):
         """Detected 2D pose in SMPL-30 (x, y, conf): HigherHRNet for 3DPW-Crowd when available, else OpenPose."""
         hh = self.hhrnet.get(str(ann['id']))
         if hh is not None:
-            coco19 = add_midpoint_joints(np.asarray(hh['coco_joints'], np.float32).reshape(17, 3))
+            coco19 = add_midpoints(np.asarray(hh['coco_joints'], np.float32).reshape(17, 3), COCO17, ('Pelvis', 'Neck'))
             return map_joints(coco19, COCO19, SMPL30)
         return openpose_to_smpl30(ann['openpose_result'])
 
