@@ -298,3 +298,26 @@ def test_missing_egl_is_a_one_line_user_error(monkeypatch):
         R._GLState()
     msg = str(err.value)
     assert '\n' not in msg and 'EGL' in msg and f'apt-get install -y {R.APT_PACKAGES}' in msg
+
+
+def test_depth_layers_match_alone_renders(renderer):
+    # 10 meshes (more than one layered pass of 8), overlapping tilted quads at varied depths, and a
+    # single mesh: each window equals that mesh rendered alone at full frame
+    rng = np.random.default_rng(0)
+    meshes, faces, wins = [], [], []
+    for k in range(10):
+        z = 2.0 + 0.3 * k
+        v, f = rect_at_depth(5 + 3 * k, 50, 8, 40 + 2 * k, z), QUAD
+        v[:, 2] += rng.uniform(-0.2, 0.2, len(v)).astype(v.dtype)
+        meshes.append(v)
+        faces.append(f)
+        x0, y0 = int(rng.integers(0, W // 2)), int(rng.integers(0, H // 2))
+        wins.append((x0, y0, int(rng.integers(x0 + 1, W + 1)), int(rng.integers(y0 + 1, H + 1))))
+    for sel in (list(range(10)), [3]):
+        got = renderer.render_depth_layers([meshes[i] for i in sel], [faces[i] for i in sel], (FX, FY), (CX, CY), W, H,
+                                           [wins[i] for i in sel])
+        for i, d in zip(sel, got):
+            x0, y0, x1, y1 = wins[i]
+            ref = renderer.render([meshes[i]], [faces[i]], (FX, FY), (CX, CY), W, H, outputs=('depth',)).depth
+            assert d.shape == (y1 - y0, x1 - x0)
+            np.testing.assert_array_equal(d, ref[y0:y1, x0:x1])

@@ -18,8 +18,9 @@ Two methods, one option:
   can matter: only people whose projected boxes intersect (and are not entirely behind one another) can
   hide each other; each of those is rendered alone, depth only, in the bounding box of its
   intersections with the others, and the alone depths are compared instead of rendering the group.
-  All those windows go to the renderer in one call: each person's mesh, culled to its window, is moved
-  to its own place in an atlas (a shift of du pixels is X += du * Z / fx, exact, depth unchanged).
+  All those windows go to the renderer in one layered pass: each person's mesh, culled to its window,
+  is drawn into its own float attachment with MIN blending (Renderer.render_depth_layers), which gives
+  the same depths as rendering that person alone at full frame.
   occluding=True also marks each person's silhouette where another person's body lies behind it (the
   occluder's outline over the person behind): the Canny difference marks those too, since the
   contrast there drops from white background to grey body.
@@ -46,7 +47,6 @@ DILATION_SIZES = (1, 3, 5, 7)
 DEPTH_JUMP_M = 0.05    # a self-occlusion is a depth jump of more than 5 cm between 4-neighbours ...
 DEPTH_JUMP_PX = 6.0    # ... and of more than 6 pixel widths at that depth (6 z/f: slopes up to ~80 deg)
 CANNY_SUPPORT = 4      # pixels a Canny value depends on: Gaussian 5x5 (2) + Sobel (1) + NMS (1)
-ATLAS = (2048, 2048)   # frame buffer the alone renders share (one fixed size: the renderer caches by size)
 
 _renderer = None
 
@@ -270,86 +270,30 @@ def _paint(out, items):
         np.maximum(o, acc, out=o)
 
 
-def _shelves(rects, width, height):
-    order = sorted(range(len(rects)), key=lambda k: -rects[k][1])
-    out = [None] * len(rects)
-    page, x, y, shelf = 0, 0, 0, 0
-    for k in order:
-        w, h = rects[k]
-        if x + w > width:                    # next shelf
-            x, y, shelf = 0, y + shelf, 0
-        if y + h > height:                   # next atlas
-            page, x, y, shelf = page + 1, 0, 0, 0
-        out[k] = (page, x, y)
-        x += w
-        shelf = max(shelf, h)
-    return out
-
-
-def _pack(rects, atlas):
-    """Shelf packing of (w, h) rects into atlases of size `atlas`: [(atlas index, x, y)] per rect. The
-    renderer clears and reads back the bounding box of what is drawn: the shelf width that gives the
-    fewest atlases, then the smallest bounding boxes, is taken."""
-    if not rects:
-        return []
-    best = None
-    lo = max(w for w, _ in rects)
-    for width in sorted({min(atlas[0], int(lo + (atlas[0] - lo) * t)) for t in (0, .1, .2, .3, .45, .6, .8, 1)}):
-        out = _shelves(rects, width, atlas[1])
-        boxes = {}
-        for (pg, x, y), (w, h) in zip(out, rects):
-            bx = boxes.get(pg, (0, 0))
-            boxes[pg] = (max(bx[0], x + w), max(bx[1], y + h))
-        cost = (len(boxes), sum(w * h for w, h in boxes.values()))
-        if best is None or cost < best[0]:
-            best = (cost, out)
-    return best[1]
-
-
 def _alone_depths(renderer, verts, faces, cam, size, wins, uv):
     """{i: depth of person i rendered alone, [h, w] over its window wins[i]}.
 
-    Few render calls: each person's mesh, culled to its window, is shifted in the image to its own
-    place in an atlas (adding du*Z/fx to X moves the projection by du pixels exactly and keeps the
-    depth), places chosen so that the culled meshes' footprints do not meet; one render per atlas.
-    People crossing the near plane (uv[i] None) are rendered on their own."""
-    fx, fy, cx, cy = cam
-    depth, slots = {}, []
+    One layered render (Renderer.render_depth_layers): each person's mesh, culled to its window, is
+    drawn into its own float attachment with MIN blending, cleared, drawn and read back only over its
+    window: the depth a render of that person alone would give. People crossing the near plane
+    (uv[i] None) are rendered on their own."""
+    depth, todo = {}, []
     for i, w in wins.items():
         v, f = verts[i], faces[i]
         if uv[i] is None or not len(f):
             depth[i] = _render(renderer, [v], [f], cam, size, w, ('depth',)).depth
             continue
-        u, t = uv[i]
-        part = _cull(v, f, (u, t), w)
+        part = _cull(v, f, uv[i], w)
         if part is None:
             depth[i] = np.zeros((w[3] - w[1], w[2] - w[0]), np.float32)
             continue
-        vc, fc, used = part
-        # everything the culled mesh can touch, and the window itself
-        fp = _union([(int(math.floor(u[used].min())) - 1, int(math.floor(t[used].min())) - 1,
-                      int(math.ceil(u[used].max())) + 1, int(math.ceil(t[used].max())) + 1), w])
-        if fp[2] - fp[0] > ATLAS[0] or fp[3] - fp[1] > ATLAS[1]:
-            depth[i] = _render(renderer, [vc], [fc], cam, size, w, ('depth',)).depth
-            continue
-        slots.append((i, vc, fc, fp))
-    places = _pack([(fp[2] - fp[0], fp[3] - fp[1]) for *_, fp in slots], ATLAS)
-    for page in sorted({p[0] for p in places}):
-        meshes, flist, where = [], [], []
-        for (i, vc, fc, fp), (pg, ax, ay) in zip(slots, places):
-            if pg != page:
-                continue
-            du, dv = ax - fp[0], ay - fp[1]
-            shifted = vc.copy() if vc is verts[i] else vc
-            shifted[:, 0] += np.float32(du / fx) * shifted[:, 2]
-            shifted[:, 1] += np.float32(dv / fy) * shifted[:, 2]
-            meshes.append(shifted)
-            flist.append(fc)
-            where.append((i, du, dv))
-        d = renderer.render(meshes, flist, (fx, fy), (cx, cy), ATLAS[0], ATLAS[1], outputs=('depth',)).depth
-        for i, du, dv in where:
-            w = wins[i]
-            depth[i] = d[w[1] + dv:w[3] + dv, w[0] + du:w[2] + du]
+        todo.append((i, part[0], part[1]))
+    if todo:
+        fx, fy, cx, cy = cam
+        maps = renderer.render_depth_layers([v for _, v, _ in todo], [f for *_, f in todo], (fx, fy), (cx, cy),
+                                            size[0], size[1], [wins[i] for i, *_ in todo])
+        for (i, *_), d in zip(todo, maps):
+            depth[i] = d
     return depth
 
 

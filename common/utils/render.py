@@ -152,6 +152,28 @@ class _GLState:
         self.vaos = {}
         self.fbos = OrderedDict()   # (w, h) -> {'depth_rb': rb, name: rb, 'fbos': {outputs: fbo}}
         self.buffers = {}
+        self.layers = OrderedDict()  # (w, h) -> [R32F renderbuffers], and (w, h, n) -> fbo (render_depth_layers)
+        self.max_layers = None        # attachments per layered pass (set on first use, context current)
+
+    def layer_framebuffer(self, width, height, n):
+        """A frame buffer of n single-float colour attachments (no depth buffer) of the given size."""
+        size = (width, height)
+        entry = self.layers.get(size)
+        if entry is None:
+            while len(self.layers) >= _MAX_CACHED_SIZES:
+                _, old = self.layers.popitem(last=False)
+                for fbo in old['fbos'].values():
+                    fbo.release()
+                for rb in old['rbs']:
+                    rb.release()
+            entry = self.layers[size] = {'rbs': [self.ctx.renderbuffer(size, components=1, dtype='f4')
+                                                 for _ in range(self.max_layers)], 'fbos': {}}
+        else:
+            self.layers.move_to_end(size)
+        fbo = entry['fbos'].get(n)
+        if fbo is None:
+            fbo = entry['fbos'][n] = self.ctx.framebuffer(entry['rbs'][:n])
+        return fbo
 
     # buffers grow geometrically and keep their GL name (orphan), so cached VAOs stay valid
     def buffer(self, name, data=None):
@@ -490,6 +512,101 @@ class Renderer:
                     prog['person'].value = i
                 vao.render(st.moderngl.TRIANGLES, vertices=3 * n_faces, first=3 * first_face)
             return self._read(fbo, outputs, width, height, box, bg)
+
+    def render_depth_layers(self, meshes, faces, focal, princpt, width, height, windows):
+        """Depth (camera z, 0 = background) of each mesh rendered ALONE, over its own window.
+
+        windows: one box (x0, y0, x1, y1) per mesh, pixel indices, end exclusive, inside the frame.
+        Returns a list of [y1 - y0, x1 - x0] float32 arrays. Equal to rendering each mesh alone with
+        render(outputs=('depth',)) and cropping: instead of a depth test, each mesh goes to its own
+        float attachment (up to 8 per pass, multiple render targets) with MIN blending, so the nearest
+        surface's interpolated z is kept; no depth buffer to clear, and only the windows are cleared,
+        drawn (scissor) and read back.
+        """
+        n = len(meshes)
+        meshes = [_np(m, np.float32).reshape(-1, 3) for m in meshes]
+        faces = [_np(f).reshape(-1, 3) for f in faces]
+        if len(faces) != n or len(windows) != n:
+            raise ValueError(f'got {n} meshes, {len(faces)} face arrays and {len(windows)} windows')
+        width, height = int(width), int(height)
+        fx, fy = np.broadcast_to(_np(focal, np.float64).ravel(), (2,))
+        cx, cy = _np(princpt, np.float64).ravel()
+        cx, cy = cx + 0.5, cy + 0.5   # GL window coordinates (render's convention)
+        wins = [tuple(int(c) for c in w) for w in windows]
+        for w in wins:
+            if not (0 <= w[0] < w[2] <= width and 0 <= w[1] < w[3] <= height):
+                raise ValueError(f'window {w} is empty or outside the {width}x{height} frame')
+        out = [np.zeros((w[3] - w[1], w[2] - w[0]), np.float32) for w in wins]
+        todo = [i for i in range(n) if len(faces[i]) and len(meshes[i])]
+        for i in todo:
+            if len(faces[i]) and (faces[i].min() < 0 or faces[i].max() >= len(meshes[i])):
+                raise ValueError(f'mesh {i}: face indices outside [0, {len(meshes[i])})')
+        if not todo:
+            return out
+        st = _state()
+        big = np.float32(3e38)   # cleared value: farther than anything (zfar), 0 after read-back
+        mgl = st.moderngl
+        with _LOCK, st.ctx:
+            ctx = st.ctx
+            if st.max_layers is None:
+                st.max_layers = max(1, min(8, int(ctx.info.get('GL_MAX_DRAW_BUFFERS', 8)),
+                                           int(ctx.info.get('GL_MAX_COLOR_ATTACHMENTS', 8))))
+            for start in range(0, len(todo), st.max_layers):
+                group = todo[start:start + st.max_layers]
+                k = len(group)
+                fbo = st.layer_framebuffer(width, height, k)
+                variant = ('layers', k)
+                if variant not in st.programs:
+                    outs = '\n'.join(f'layout(location = {a}) out float o{a};' for a in range(k))
+                    body = ' '.join(f'o{a} = v_z;' for a in range(k))
+                    st.programs[variant] = ctx.program(
+                        vertex_shader=_vertex_shader(('depth',), False, False),
+                        fragment_shader=f'#version 330\nin float v_z;\n{outs}\nvoid main() {{ {body} }}\n')
+                prog = st.programs[variant]
+                if variant not in st.vaos:
+                    st.vaos[variant] = ctx.vertex_array(prog, [(st.buffer('pos'), '3f', 'in_pos')],
+                                                        index_buffer=st.buffer('idx'), index_element_size=4)
+                vao = st.vaos[variant]
+                idx, first, v_off, f_off = [], [], 0, 0
+                for i in group:
+                    idx.append(faces[i].astype(np.uint32) + np.uint32(v_off))
+                    first.append(f_off)
+                    v_off += len(meshes[i])
+                    f_off += len(faces[i])
+                st.buffer('pos', np.concatenate([meshes[i] for i in group]))
+                st.buffer('idx', np.concatenate(idx))
+                prog['proj'].value = (2 * fx / width, 2 * fy / height, 2 * cx / width - 1, 2 * cy / height - 1)
+                zn, zf = self.znear, self.zfar
+                prog['zmap'].value = ((zf + zn) / (zf - zn), -2 * zf * zn / (zf - zn))
+                fbo.use()
+                ctx.disable(mgl.DEPTH_TEST)
+                ctx.enable(mgl.BLEND)
+                ctx.blend_equation = mgl.MIN
+                try:
+                    for a, i in enumerate(group):
+                        w = wins[i]
+                        fbo.scissor = (w[0], w[1], w[2] - w[0], w[3] - w[1])
+                        st.egl.clear_fv(_GL_COLOR, a, (ctypes.c_float * 4)(big, 0, 0, 0))
+                    for a, i in enumerate(group):
+                        w = wins[i]
+                        fbo.scissor = (w[0], w[1], w[2] - w[0], w[3] - w[1])
+                        if k > 1:   # moderngl takes one 4-tuple for a single attachment
+                            fbo.color_mask = tuple((b == a,) * 4 for b in range(k))
+                        vao.render(mgl.TRIANGLES, vertices=3 * len(faces[i]), first=3 * first[a])
+                finally:
+                    if k > 1:
+                        fbo.color_mask = ((True,) * 4,) * k
+                    fbo.scissor = None
+                    ctx.blend_equation = mgl.FUNC_ADD
+                    ctx.disable(mgl.BLEND)
+                    ctx.enable(mgl.DEPTH_TEST)
+                for a, i in enumerate(group):
+                    w = wins[i]
+                    arr = out[i]
+                    fbo.read_into(arr, viewport=(w[0], w[1], w[2] - w[0], w[3] - w[1]), components=1,
+                                  attachment=a, dtype='f4')
+                    arr[arr == big] = 0
+        return out
 
     def _footprint(self, pos, fx, fy, cx, cy, width, height):
         """Pixel box (x, y, w, h) that holds every pixel the meshes can cover, None if none."""
