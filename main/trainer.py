@@ -103,6 +103,23 @@ def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, t
                       generator=torch.Generator().manual_seed(cfg.train.seed))
 
 
+def forward_losses(model, inputs, targets, meta, amp, device):
+    """(total loss, per-term means) of one training batch, under autocast when amp."""
+    with amp_context(amp, device):
+        return reduce_losses(model(inputs, targets, meta, 'train'))
+
+
+def optimize(total, model, optimizer, scaler, grad_clip=0.0):
+    """One optimizer step on `total` (scaled when the scaler is enabled, clipped when grad_clip > 0)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def to_device(tree, device, channels_last=False):
     if isinstance(tree, dict):
         return {k: to_device(v, device, channels_last) for k, v in tree.items()}
@@ -181,19 +198,12 @@ class Trainer:
     def step(self, inputs, targets, meta, epoch, it):
         dev, cl = self.device, self.cfg.train.amp
         inputs, targets, meta = to_device(inputs, dev, cl), to_device(targets, dev), to_device(meta, dev)
-        self.optimizer.zero_grad(set_to_none=True)
-        with amp_context(self.cfg.train.amp, dev):
-            total, means = reduce_losses(self.model(inputs, targets, meta, 'train'))
+        total, means = forward_losses(self.model, inputs, targets, meta, self.cfg.train.amp, dev)
         if not torch.isfinite(total):
             bad = [k for k, v in means.items() if not torch.isfinite(v)]
             raise UserError(f'loss is {total.item()} at epoch {epoch} iteration {it} (non-finite terms: '
                             f'{", ".join(bad) or "total"}); lower train.lr, set train.grad_clip, or turn --amp off')
-        self.scaler.scale(total).backward()
-        if self.cfg.train.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        optimize(total, self.model, self.optimizer, self.scaler, self.cfg.train.grad_clip)
         return {'total': total.item(), **{k: v.item() for k, v in means.items()}}
 
 

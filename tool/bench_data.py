@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from data.dataset import build_train_dataset  # noqa: E402
 from main.config import load_config  # noqa: E402
-from main.model import Model, reduce_losses  # noqa: E402
-from main.trainer import amp_context, make_loader, make_optimizer, to_device  # noqa: E402
+from main.model import Model  # noqa: E402
+from main.trainer import forward_losses, make_loader, make_optimizer, make_scaler, optimize, to_device  # noqa: E402
 
 
 def loader_rate(cfg, dataset, workers, batches):
@@ -44,16 +44,13 @@ def step_rate(cfg, batch, amp, reps=3, warmup=2):
     model = Model(cfg).train()
     if amp:
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    inputs, targets, meta = to_device(batch, torch.device('cpu'), amp)
+    cpu = torch.device('cpu')
+    opt, scaler = make_optimizer(model, cfg), make_scaler(amp, cpu)
+    inputs, targets, meta = to_device(batch[0], cpu, amp), batch[1], batch[2]
     times = []
     for _ in range(reps + warmup):  # the first CPU steps build oneDNN kernels: seconds each
         t = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        with amp_context(amp, torch.device('cpu')):
-            total, _ = reduce_losses(model(inputs, targets, meta, 'train'))
-        total.backward()
-        opt.step()
+        optimize(forward_losses(model, inputs, targets, meta, amp, cpu)[0], model, opt, scaler)
         times.append(time.perf_counter() - t)
     return batch[0]['img'].shape[0] / statistics.median(times[warmup:])
 

@@ -21,19 +21,16 @@ import torch  # noqa: E402
 from common.utils.body_samples import make_batch  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
-from main.model import Model, reduce_losses  # noqa: E402
-from main.trainer import amp_context, make_optimizer  # noqa: E402
+from main.model import Model  # noqa: E402
+from main.trainer import forward_losses, make_optimizer, make_scaler, optimize  # noqa: E402
 
 
 def step_fn(model, opt, batch, amp):
-    inputs, targets, meta = batch
+    cpu = torch.device('cpu')
+    scaler = make_scaler(amp, cpu)
 
     def step():
-        opt.zero_grad(set_to_none=True)
-        with amp_context(amp, torch.device('cpu')):
-            total, _ = reduce_losses(model(inputs, targets, meta, 'train'))
-        total.backward()
-        opt.step()
+        optimize(forward_losses(model, *batch, amp, cpu)[0], model, opt, scaler)
     return step
 
 
