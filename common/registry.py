@@ -1,11 +1,20 @@
 """One registry per kind of plug-in (backbones, edges, distillation losses, datasets)."""
 import difflib
 
+from common.errors import UserError
+
 
 def closest(name, choices):
     """' (did you mean X?)' for the closest choice, or '' when nothing is close."""
     match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ''
+
+
+class UnknownName(UserError, KeyError):
+    """A name that is not registered: the user's to fix (a config value), and a KeyError for code that asks."""
+
+    def __str__(self):
+        return str(self.args[0])
 
 
 class Registry:
@@ -24,8 +33,8 @@ class Registry:
 
     def get(self, name):
         if name not in self._items:
-            raise KeyError(f'unknown {self.kind} {name!r}{closest(name, self._items)}; '
-                           f'known: {", ".join(sorted(self._items))}')
+            raise UnknownName(f'unknown {self.kind} {name!r}{closest(name, self._items)}; '
+                              f'known: {", ".join(sorted(self._items))}')
         return self._items[name]
 
     def build(self, name, *args, **kwargs):

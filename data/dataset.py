@@ -32,7 +32,7 @@ from common.utils.body_samples import UNFIT_JOINTS
 from common.utils.joint_sets import COCO17, SMPL30, JointSet, map_joints
 from common.utils.posefix import bbox_area_in_crop, overlapping, replace_common_joints, synthesize_pose, to_coco17
 from common.utils.smpl import get_body_model
-from data.scenes import Person, Scene, edge_path, scene_meshes
+from data.scenes import Person, Scene, find_edge_file, scene_meshes
 
 log = logging.getLogger('sefd')
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,9 +87,15 @@ def build_train_dataset(cfg):
     return groups[0] if len(groups) == 1 else MultipleDatasets(groups)
 
 
+def renders_overlap_edges(cfg):
+    """Whether training samples carry the SMPL overlap edge: the teacher's input, and a distilled student's
+    teacher input."""
+    return cfg.edge.type == 'smpl_overlap' or (cfg.mode == 'student' and cfg.distill.loss != 'none')
+
+
 def needs_spawned_workers(cfg):
     """Rendering in loader workers needs workers that are not forked from a process that rendered."""
-    return cfg.edge.type == 'smpl_overlap' and cfg.edge.overlap_source == 'render'
+    return renders_overlap_edges(cfg) and cfg.edge.overlap_source == 'render'
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -109,6 +115,7 @@ class Record:
     image_rel: str = ''                  # image path under the dataset's image folder (edge files)
     key: str = ''
     ann_id: int = -1                     # annotation id (evaluation results name their samples by it)
+    occlusion: float = float('nan')      # fraction of the person other people hide, where recorded (Synthetic)
 
 
 def add_neighbours(records, thr=0.1):
@@ -136,6 +143,7 @@ class BaseDataset(Dataset):
         self.hm = self.size // 4
         self.records = self.load_records()
         self.bad = set()  # indices of records found bad (per worker process)
+        self._loader_edge = None
         log.info(f'{self.name} {split}: {len(self.records)} samples')
 
     def load_records(self):
@@ -198,10 +206,10 @@ class BaseDataset(Dataset):
 
         fit = self.fit_targets(rec, aug, img2bb, W, gt_rel)
         to30 = lambda a: map_joints(np.asarray(a, np.float32), js, SMPL30)  # noqa: E731
-        inputs = {'img': torch.from_numpy(pre.image_to_chw(pre.apply_color_gain(patch, aug.color_gain))),
-                  'joints': torch.from_numpy(to30(inp)), 'joints_mask': torch.from_numpy(to30(trunc))}
-        if self.cfg.edge.type == 'smpl_overlap':
-            inputs['edge'] = torch.from_numpy(self.overlap_edge(rec, img2bb, aug.do_flip, W))[None]
+        patch = pre.apply_color_gain(patch, aug.color_gain)
+        inputs = {'img': torch.from_numpy(pre.image_to_chw(patch)),
+                  'joints': torch.from_numpy(to30(inp)), 'joints_mask': torch.from_numpy(to30(trunc)),
+                  **self.edge_inputs(rec, patch, img2bb, aug.do_flip, W)}
         targets = {'orig_joint_img': to30(grid), 'fit_joint_img': fit['joint_img'], 'orig_joint_cam': to30(cam),
                    'fit_joint_cam': fit['joint_cam'], 'pose_param': fit['pose'], 'shape_param': fit['shape']}
         meta = {'orig_joint_valid': to30(valid), 'orig_joint_trunc': to30(trunc), 'fit_param_valid': fit['param_valid'],
@@ -209,6 +217,48 @@ class BaseDataset(Dataset):
                 'is_3D': np.float32([self.is_3d])}
         as_t = lambda d: {k: torch.as_tensor(v) for k, v in d.items()}  # noqa: E731
         return inputs, as_t(targets), as_t(meta)
+
+    def test_inputs(self, rec, pose30, conf_thr):
+        """A test sample's inputs and meta: the crop of rec.bbox without augmentation, and the input 2D pose
+        pose30 [30,3] (SMPL-30, image px, confidence; joints at or below conf_thr are masked out)."""
+        S, G = self.size, self.hm
+        img = pre.load_img(rec.img_path)
+        patch, img2bb, bb2img = pre.generate_patch_image(img, rec.bbox, 1.0, 0.0, False, (S, S))
+        joints = np.zeros((30, 3), np.float32)
+        joints[:, :2] = pre.crop_to_grid(pre.transform_joints_2d(pose30[:, :2], img2bb), (S, S), (G, G))
+        joints[:, 2] = pose30[:, 2]
+        mask = pre.truncation_mask(joints, pose30[:, 2] > conf_thr, (G, G))
+        inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
+                  'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask),
+                  **self.edge_inputs(rec, patch, img2bb, False, rec.img_shape[1])}
+        meta = {'bb2img_trans': torch.as_tensor(bb2img), 'img2bb_trans': torch.as_tensor(img2bb),
+                'bbox': torch.as_tensor(np.float32(rec.bbox)), 'tight_bbox': torch.as_tensor(rec.tight_bbox),
+                'ann_id': torch.as_tensor(np.int64(rec.ann_id))}
+        return inputs, meta
+
+    def edge_inputs(self, rec, patch, img2bb, do_flip, W):
+        """The extra input channels of a sample ([1,S,S] tensors): 'edge' = the teacher's SMPL overlap edge, or a
+        student edge computed here (estimators with in_loader, from the crop the model sees); 'teacher_edge' =
+        the overlap edge a distilled student's teacher sees (training only)."""
+        cfg, out = self.cfg, {}
+        overlap = lambda: torch.from_numpy(self.overlap_edge(rec, img2bb, do_flip, W))[None]  # noqa: E731
+        if cfg.edge.type == 'smpl_overlap':
+            out['edge'] = overlap()
+        elif cfg.mode == 'student':
+            if self.loader_edge is not None:
+                out['edge'] = torch.from_numpy(self.loader_edge.numpy_edge(patch))[None]
+            if self.train and renders_overlap_edges(cfg):
+                out['teacher_edge'] = overlap()
+        return out
+
+    @property
+    def loader_edge(self):
+        """The student's edge estimator when it runs in the loader (built once per worker), else None."""
+        if self._loader_edge is None and self.cfg.mode == 'student':
+            from common.edges.base import build_edge
+            edge = build_edge(self.cfg.edge)
+            self._loader_edge = edge if edge.in_loader else False
+        return self._loader_edge or None
 
     def camera_frame_smpl(self, p):
         """(pose, shape, trans) with the mesh in p's camera (world-frame fits carried by cam_R, cam_t)."""
@@ -265,15 +315,20 @@ class BaseDataset(Dataset):
         return True
 
     def overlap_edge(self, rec, img2bb, do_flip, W):
-        """The teacher's channel at crop resolution: rendered from the GT meshes, or read from the file of
-        tool/make_overlap_edges.py and warped with the image's affine."""
+        """The teacher's channel at crop resolution: rendered from the GT meshes, or read from the full-frame file
+        of tool/make_overlap_edges.py (or SEFD's distributed one, data/scenes.py) and warped with the image's
+        affine. A missing or unreadable file is a BadSample (skipped and counted, or an error), never zeros."""
         S = self.size
         if self.cfg.edge.overlap_source == 'file':
-            path = edge_path(self.root, rec.image_rel)
+            path, tried = find_edge_file(self.name, self.root, rec.image_rel)
+            if path is None:
+                sefd = f" and SEFD's {tried[1]} (+{len(tried) - 2} other SEFD names)" if len(tried) > 1 else ''
+                raise pre.BadSample(tried[0], f'missing overlap edge (looked for it{sefd}); make them with: python '
+                                              f'tool/make_overlap_edges.py --dataset {self.name}')
             edge = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if edge is None:
-                raise pre.BadSample(path, f'missing overlap edge; make it with: python tool/make_overlap_edges.py '
-                                          f'--dataset {self.name}')
+            if edge is None or edge.shape[1] != W:   # W: the image's own width (full-frame maps only)
+                raise pre.BadSample(path, 'unreadable overlap edge' if edge is None else
+                                    f'overlap edge {edge.shape[1]} px wide, the image {W} px: not a full-frame map')
             return pre.warp_map(edge.astype(np.float32) / 255, img2bb, (S, S), do_flip=do_flip).astype(np.float32)
         from common.edges.overlap import overlap_edges_crop
         if rec.scene is None or len(rec.scene.people) < 2:

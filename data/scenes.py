@@ -7,8 +7,12 @@ of the formats. Overlap-edge files live beside the images they belong to, one ru
     <dataset root>/overlap_edges/<image path relative to the image folder, suffix .png>
 
 e.g. data/PW3D/overlap_edges/courtyard_hug_00/image_00012.png, data/MSCOCO/overlap_edges/train2017/000000000036.png.
+
+SEFD's distributed maps keep their published names and folders (`sefd_edge_paths`), beside the images as in its
+release; `find_edge_file` looks for ours first, then for those.
 """
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -58,6 +62,58 @@ def problem(key, err):
 
 def edge_path(root, image_rel):
     return Path(root) / EDGE_DIR / Path(image_rel).with_suffix('.png')
+
+
+SEFD_PREFIX = 'SMPL_overlap_edge_'   # the name SEFD's tools write; its loaders read the bare image name
+SEFD_EDGE_DATASETS = ('PW3D', 'Synthetic', 'Human36M', 'MuCo', 'MSCOCO', 'MPII')
+SEFD_H36M = re.compile(r's_(\d+)_act_(\d+)_subact_(\d+)_ca_(\d+)_(\d+)$')
+
+
+def _sefd_names(folders, rel_dir, name):
+    """folder/rel_dir/name as its loader reads it, then with the tools' prefix, for each folder."""
+    return [f / rel_dir / n for f in folders for n in (name, SEFD_PREFIX + name)]
+
+
+def sefd_edge_paths(dataset, root, image_rel, split=''):
+    """SEFD's overlap-edge files for one image (JPEG, full frame; spec section 4.4), most likely first: the
+    first is where `tool/make_overlap_edges.py --layout sefd` writes. [] for a dataset SEFD has none for.
+
+    3DPW (and the synthetic set): SMPL_overlap_edge1 (test, as distributed) / SMPL_overlap_edge2 (its loader's
+      other folder) / SMPL_overlap_edge (its tool's) beside imageFiles, then <sequence>/<file>.
+    Human3.6M: SMPL_edge/s_S_act_A_subact_B_ca_C/SMPL_edge_s_S_act_A_subact_B_ca_C_<frame>.jpg, integers
+      unpadded, frame 0-based (the image number - 1). SEFD's files there hold the person's own edges (its tool
+      renders one person); an overlap map of one person, ours, is empty.
+    MuCo: SMPL_overlap_edge/<file_name>. MSCOCO: images/SMPL_overlap_edge/<file>. MPII: SMPL_overlap_edge/<file>
+      beside images/ (data/ here).
+    """
+    root, rel = Path(root), Path(image_rel)
+    if dataset in ('PW3D', 'Synthetic'):
+        inner = (root / 'data' / 'imageFiles').is_dir()   # 3DCrowdNet keeps imageFiles in data/, SEFD beside it
+        bases = [root / 'data', root] if inner else [root, root / 'data']
+        first = 'SMPL_overlap_edge1' if split in ('test', '') else 'SMPL_overlap_edge2'
+        names = [first] + [n for n in ('SMPL_overlap_edge1', 'SMPL_overlap_edge2', 'SMPL_overlap_edge') if n != first]
+        return _sefd_names([b / n for b in bases for n in names], rel.parent, rel.name)
+    if dataset == 'Human36M':
+        m = SEFD_H36M.match(rel.stem)
+        if m is None:
+            return []
+        s, a, b, c, frame = (int(x) for x in m.groups())
+        seq = f's_{s}_act_{a}_subact_{b}_ca_{c}'
+        # 'SNPL_edge' is the folder name in SEFD's directory.md (a typo of its code's SMPL_edge)
+        return [root / d / seq / f'SMPL_edge_{seq}_{frame - 1}.jpg' for d in ('SMPL_edge', 'SNPL_edge')]
+    if dataset == 'MuCo':
+        return _sefd_names([root / 'SMPL_overlap_edge'], rel.parent, rel.name)
+    if dataset == 'MSCOCO':
+        return _sefd_names([root / 'images' / 'SMPL_overlap_edge'], Path(), rel.name)
+    if dataset == 'MPII':
+        return _sefd_names([root / 'data' / 'SMPL_overlap_edge', root / 'SMPL_overlap_edge'], Path(), rel.name)
+    return []
+
+
+def find_edge_file(dataset, root, image_rel):
+    """(the overlap-edge file of an image: ours, else SEFD's, or None; the paths looked at)."""
+    tried = [edge_path(root, image_rel)] + sefd_edge_paths(dataset, root, image_rel)
+    return next((p for p in tried if p.is_file()), None), tried
 
 
 def load_json(path, layout_hint):

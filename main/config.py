@@ -47,17 +47,23 @@ class EdgeConfig:
     overlap_occluding: bool = False    # also mark the occluders' outlines over the people behind them
                                        # (closer to SEFD's Canny difference; geometric only)
     dilation: int = 5              # Canny: local-max filter size (SEFD: 5x5)
+    canny_impl: str = 'kornia'     # kornia: SEFD's NMS magnitude, in the model | opencv: binary edges, in the loader
     canny_low: float = 0.1
     canny_high: float = 0.2
+    canny_swap_rb: bool = True     # SEFD reverses RGB before its grayscale conversion
+    canny_clip: bool = False       # clip the magnitude to [0, 1] (SEFD does not)
     weights: str = ''              # learned edge nets (rcf/hed/pidinet/see): checkpoint path
 
 
 @dataclass
 class DistillConfig:
-    loss: str = 'none'             # none | log_softmax_l1 | l1 | kd | at | fsp
-    stages: typing.List[int] = field(default_factory=lambda: [3, 4])
-    weights: typing.List[float] = field(default_factory=lambda: [1.0, 2.0])
-    teacher_ckpt: str = ''
+    loss: str = 'none'             # none | log_softmax_l1 | l1 | kd | at | fsp | gc | cwd | pkd (common/nets/distill.py)
+    stages: typing.List[int] = field(default_factory=lambda: [3, 4])     # backbone stages 1..4 distilled
+    weights: typing.List[float] = field(default_factory=lambda: [1.0, 2.0])  # one per stage
+    temperature: float = 1.0       # kd and cwd softmax temperature
+    loss_weighting: str = 'fixed'  # fixed (sum) | uncertainty (one learned log-variance per loss term)
+    teacher_ckpt: str = ''         # teacher checkpoint (file or experiment folder)
+    init_from_teacher: bool = True  # the student starts from all of the teacher's weights (SEFD)
 
 
 @dataclass
@@ -77,12 +83,17 @@ class TrainConfig:
     lr_backbone: float = 1e-4
     lr_dec_epochs: typing.List[int] = field(default_factory=lambda: [15])
     lr_dec_factor: float = 10.0
+    warmup_iters: int = 0          # linear lr warm-up over the first N iterations (0: none)
     end_epoch: int = 20
     amp: bool = False
     grad_clip: float = 0.0         # 0 = off
     seed: int = 0
     print_freq: int = 20
     max_iters: int = 0             # 0 = full epochs; >0 caps iterations per epoch (smoke runs)
+    ckpt_every: int = 1000         # also checkpoint every N iterations (0: only at epoch ends); exact resume
+    vis_every: int = 500           # TensorBoard images every N iterations (0: never)
+    val_every: int = 0             # validate every N epochs, keeping best.pth.tar by MPJPE (0: never)
+    deterministic: bool = False    # torch.use_deterministic_algorithms (bit-exact reruns; slower on GPUs)
 
 
 @dataclass
@@ -204,6 +215,10 @@ def parse_overrides(items):
     return out
 
 
+# model.vposer_ckpt value: the VPoser decoder's weights come with the model checkpoint (3DCrowdNet/SEFD snapshots)
+VPOSER_FROM_CHECKPOINT = 'checkpoint'
+
+
 def validate(cfg):
     def must(cond, msg):
         if not cond:
@@ -213,8 +228,9 @@ def validate(cfg):
          f'edge.type {cfg.edge.type!r} is not one of {EDGE_TYPES}{closest(cfg.edge.type, EDGE_TYPES)}')
     must(cfg.model.pose_head in ('rot6d', 'vposer'), 'model.pose_head must be rot6d or vposer')
     must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,
-         'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot); use model.pose_head=rot6d '
-         'to train without one')
+         f'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot, or {VPOSER_FROM_CHECKPOINT!r} when '
+         f'the model checkpoint carries the VPoser weights, as 3DCrowdNet/SEFD snapshots do); use '
+         f'model.pose_head=rot6d to train without one')
     must(cfg.model.input_size % 32 == 0 and cfg.model.input_size >= 64,
          f'model.input_size must be a multiple of 32 and >= 64, got {cfg.model.input_size}')
     if cfg.mode == 'baseline':
@@ -233,20 +249,39 @@ def validate(cfg):
     must(cfg.data.on_bad_sample in ('skip', 'error'), 'data.on_bad_sample must be skip or error')
     must(cfg.edge.overlap_source in ('render', 'file'), 'edge.overlap_source must be render or file')
     must(cfg.edge.overlap_method in ('geometric', 'canny'), 'edge.overlap_method must be geometric or canny')
+    must(cfg.edge.canny_impl in ('kornia', 'opencv'), 'edge.canny_impl must be kornia or opencv')
+    must(cfg.distill.loss_weighting in ('fixed', 'uncertainty'), 'distill.loss_weighting must be fixed or uncertainty')
+    from common.nets.distill import DISTILL_LOSS_NAMES
+    must(cfg.distill.loss in DISTILL_LOSS_NAMES, f'distill.loss {cfg.distill.loss!r} is not one of '
+                                                 f'{DISTILL_LOSS_NAMES}{closest(cfg.distill.loss, DISTILL_LOSS_NAMES)}')
+    must(len(set(cfg.distill.stages)) == len(cfg.distill.stages), 'distill.stages must not repeat a stage')
+    must(cfg.mode == 'student' or cfg.distill.loss == 'none',
+         f'distill.loss={cfg.distill.loss} needs mode=student (a {cfg.mode} has no teacher)')
     return cfg
+
+
+def read_yaml(yaml_path):
+    """The mapping of an experiment YAML file (one line for a missing or invalid file)."""
+    path = resolve_path(yaml_path)
+    if not path.is_file():
+        raise UserError(f'config file {yaml_path} not found (experiment files live in assets/yaml/)')
+    try:
+        mapping = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0]}') from None
+    return mapping, path
+
+
+def load_yaml_into(cfg, yaml_path):
+    from main.published_config import translate_published  # 3DCrowdNet / SEFD experiment files, translated
+    mapping, path = read_yaml(yaml_path)
+    return update_config(cfg, translate_published(mapping, path), str(path))
 
 
 def load_config(yaml_path=None, overrides=None):
     cfg = Config()
     if yaml_path:
-        path = resolve_path(yaml_path)
-        if not path.is_file():
-            raise UserError(f'config file {yaml_path} not found (experiment files live in assets/yaml/)')
-        try:
-            mapping = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0]}') from None
-        update_config(cfg, mapping, str(path))
+        load_yaml_into(cfg, yaml_path)
     update_config(cfg, parse_overrides(overrides), 'the command line')
     return validate(cfg)
 

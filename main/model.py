@@ -4,9 +4,15 @@ Input crop (RGB, plus an edge channel for teacher and student) and input 2D pose
 pose heatmaps -> Pose2Feat -> backbone stages -> PositionNet (15 joints, 3D heatmap) -> RotationNet
 (root 6D, body pose code, betas, camera) -> SMPL mesh, SMPL-30 joints, projected joints.
 
+The student (SEFD) computes its edge channel itself (common/edges, frozen), and in training also runs the
+frozen teacher on the same crop with the SMPL overlap edge and the same pose heatmaps; a distillation loss
+(common/nets/distill.py) pulls its backbone stages toward the teacher's. Teacher and edge estimators are held
+by `Frozen`: outside the state dict, the optimizer and train().
+
 Batch keys (the loaders produce exactly these; shapes per sample, J=30 SMPL-30 joints, grid = input/4):
   inputs:  img [3,S,S] RGB in [0,1]; joints [J,2|3] input pose (grid px); joints_mask [J,1];
-           edge [1,S,S] in [0,1] (teacher/student)
+           edge [1,S,S] (teacher: SMPL overlap edge; student: its edge when computed in the loader, else the
+           model computes it from img); teacher_edge [1,S,S] (distilled student in training: the teacher's input)
   targets: orig_joint_img [J,3] (grid px; z grid px for 3D sets), fit_joint_img [J,3], orig_joint_cam [J,3] (m,
            root-relative), fit_joint_cam [J,3], pose_param [72], shape_param [10]
   meta:    orig_joint_valid [J,1], orig_joint_trunc [J,1], fit_param_valid [72], fit_joint_trunc [J,1],
@@ -19,9 +25,12 @@ import torch
 import torch.nn as nn
 
 from common.errors import UserError
-from common.nets.loss import CoordLoss, ParamLoss
+from common.edges.base import build_edge
+from common.nets.distill import build_distill_loss
+from common.nets.frozen import Frozen
+from common.nets.loss import CoordLoss, ParamLoss, UncertaintyWeighting
 from common.nets.module import Pose2Feat, PositionNet, RotationNet, render_gaussian_heatmaps
-from common.nets.vposer import IDENTITY_6D, load_vposer_v1, rot6d_pose
+from common.nets.vposer import IDENTITY_6D, VPoserDecoder, load_vposer_v1, rot6d_pose
 from common.registry import BACKBONES
 from common.utils.joint_sets import GRAPH15, SMPL30
 from common.utils.smpl import get_body_model
@@ -31,12 +40,13 @@ from common.utils.transforms import project_points, rot6d_to_axis_angle
 GRAPH15_IN_SMPL30 = torch.tensor([SMPL30.index(n) for n in GRAPH15.joints])
 
 
+TASK_TERMS = ('body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'body_joint_proj', 'body_joint_cam',
+              'smpl_joint_cam')
+
+
 class Model(nn.Module):
-    def __init__(self, cfg, body_model=None):
+    def __init__(self, cfg, body_model=None, teacher=None):
         super().__init__()
-        if cfg.mode == 'student':
-            raise UserError('mode student is not available yet: the student edges (canny, rcf, hed, pidinet, see) '
-                            'and the distillation losses are still to be built; train a baseline or a teacher')
         mc = cfg.model
         self.cfg = cfg
         self.input_size = mc.input_size
@@ -44,13 +54,15 @@ class Model(nn.Module):
         self.feat_size = mc.input_size // 32
         self.backbone = BACKBONES.build(mc.backbone, in_channels=cfg.in_channels)
         feat_ch = self.backbone.out_channels[-1]
-        self.pose2feat = Pose2Feat(num_joints=len(SMPL30), feat_dim=64)
+        self.pose2feat = Pose2Feat(num_joints=len(SMPL30), feat_dim=self.backbone.stem_channels)
         self.position_net = PositionNet(num_joints=len(GRAPH15), in_ch=feat_ch, depth=self.feat_size)
         pose_out = 32 if mc.pose_head == 'vposer' else 21 * 6
         self.rotation_net = RotationNet(num_joints=len(GRAPH15), in_ch=feat_ch, pose_out=pose_out)
         if mc.pose_head == 'vposer':
-            from main.config import resolve_path
-            self.vposer = load_vposer_v1(resolve_path(mc.vposer_ckpt))
+            from main.config import VPOSER_FROM_CHECKPOINT, resolve_path
+            # 3DCrowdNet/SEFD snapshots carry the decoder: its weights arrive with the model's state dict
+            self.vposer = VPoserDecoder() if mc.vposer_ckpt == VPOSER_FROM_CHECKPOINT else \
+                load_vposer_v1(resolve_path(mc.vposer_ckpt))
         # a constant of the run (no persistent buffers, never in checkpoints); our own copy, since the
         # cached instance is shared and .to(device) would move it for everyone
         self.body_model = copy.deepcopy(body_model or get_body_model('neutral', mc.smpl_dir or None,
@@ -58,11 +70,28 @@ class Model(nn.Module):
         self.register_buffer('graph15_idx', GRAPH15_IN_SMPL30.clone(), persistent=False)
         self.root_idx = SMPL30.root_idx
         self.coord_loss, self.param_loss = CoordLoss(), ParamLoss()
+        student = cfg.mode == 'student'
+        self.edge = Frozen(build_edge(cfg.edge)) if student else None
+        # learned parts of the loss (gc blocks, loss weights) are ordinary submodules: optimised and saved
+        self.distill_loss = build_distill_loss(cfg.distill, self.backbone.out_channels) if student else None
+        self.teacher = None
+        terms = TASK_TERMS + tuple(self.distill_loss.term_names() if self.distill_loss is not None else ())
+        self.loss_weighting = UncertaintyWeighting(terms) if cfg.distill.loss_weighting == 'uncertainty' else None
         self.init_weights()
+        if teacher is not None:
+            self.set_teacher(teacher)
 
     def init_weights(self):
         for m in (self.pose2feat, self.position_net, self.rotation_net):
             m.init_weights()
+
+    def set_teacher(self, teacher):
+        """Attach the frozen teacher (a teacher-mode Model) whose features the student distils."""
+        if self.distill_loss is None:
+            raise UserError('this model distils nothing (distill.loss=none): it takes no teacher')
+        check_teacher_fits(self.cfg, teacher.cfg, where='the teacher model')
+        self.teacher = Frozen(teacher)
+        return self
 
     @property
     def camera_k(self):
@@ -70,16 +99,30 @@ class Model(nn.Module):
         (fx, fy), s = self.cfg.model.focal, self.cfg.model.camera_3d_size
         return math.sqrt(fx * fy * s * s / (self.input_size * self.input_size))
 
-    def backbone_input(self, inputs):
-        if self.cfg.in_channels == 4:
-            return torch.cat([inputs['img'], inputs['edge']], dim=1)
-        return inputs['img']
+    def edge_channel(self, inputs):
+        """The 4th input channel: given by the loader (teacher, loader-side student edges) or computed here."""
+        if 'edge' in inputs:
+            return inputs['edge']
+        if self.edge is None:
+            raise UserError(f'mode {self.cfg.mode} needs inputs["edge"] (the SMPL overlap edge) from the loader')
+        if self.edge.module.in_loader:
+            raise UserError(f'edge.type={self.cfg.edge.type} is computed in the loader, but the batch has no "edge"')
+        return self.edge(inputs['img']).to(inputs['img'].dtype)
 
-    def features(self, inputs):
-        """Pose-guided backbone stages (c1..c4); the teacher/student distillation taps these."""
-        early = self.backbone(self.backbone_input(inputs))
-        heatmaps = render_gaussian_heatmaps(inputs['joints'][:, :, :2], inputs['joints_mask'],
-                                            (self.hm_size, self.hm_size), self.cfg.model.sigma)
+    @staticmethod
+    def stem_input(img, edge=None):
+        x = img if edge is None else torch.cat([img, edge.to(img.dtype)], dim=1)
+        if img.is_contiguous(memory_format=torch.channels_last) and not img.is_contiguous():
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def heatmaps(self, inputs):
+        return render_gaussian_heatmaps(inputs['joints'][:, :, :2], inputs['joints_mask'],
+                                        (self.hm_size, self.hm_size), self.cfg.model.sigma)
+
+    def features(self, x, heatmaps):
+        """Pose-guided backbone stages (c1..c4) of the stem input x; distillation taps these."""
+        early = self.backbone(x)
         return self.backbone(self.pose2feat(early, heatmaps), skip_early=True)
 
     def head(self, feat):
@@ -107,18 +150,40 @@ class Model(nn.Module):
         return verts, joints - root, verts - root, joint_proj
 
     def forward(self, inputs, targets=None, meta=None, mode='train'):
-        feats = self.features(inputs)
+        """mode 'train': (total loss, {term: scalar}); mode 'test': the predictions (see below)."""
+        edge = self.edge_channel(inputs) if self.cfg.in_channels == 4 else None
+        heatmaps = self.heatmaps(inputs)
+        feats = self.features(self.stem_input(inputs['img'], edge), heatmaps)
         joint_img, joint_score, pose, shape, cam_trans = self.head(feats[-1])
         mesh_render, joint_cam, mesh_cam, joint_proj = self.get_coord(pose, shape, cam_trans)
         if mode == 'train':
-            return self.losses(joint_img, pose, shape, joint_cam, joint_proj, targets, meta)
-        return {'joint_img': joint_img * (self.hm_size / self.feat_size), 'joint_score': joint_score,
-                'joint_proj': joint_proj, 'joint_cam': joint_cam, 'mesh_cam': mesh_cam,
-                'mesh_cam_render': mesh_render, 'pose': pose, 'shape': shape, 'cam_trans': cam_trans}
+            terms = {k: v.mean() for k, v in self.losses(joint_img, pose, shape, joint_cam, joint_proj,
+                                                         targets, meta).items()}
+            if self.distill_loss is not None:
+                terms.update(self.distill_loss(feats, self.teacher_features(inputs, heatmaps)))
+            total = self.loss_weighting(terms) if self.loss_weighting is not None else sum(terms.values())
+            return total, terms
+        out = {'joint_img': joint_img * (self.hm_size / self.feat_size), 'joint_score': joint_score,
+               'joint_proj': joint_proj, 'joint_cam': joint_cam, 'mesh_cam': mesh_cam,
+               'mesh_cam_render': mesh_render, 'pose': pose, 'shape': shape, 'cam_trans': cam_trans}
+        if edge is not None:
+            out['edge'] = edge
+        return out
+
+    def teacher_features(self, inputs, heatmaps):
+        if self.teacher is None:
+            raise UserError('a distilled student trains with its teacher: set distill.teacher_ckpt '
+                            '(or distill.loss=none for the edge-only student)')
+        if 'teacher_edge' not in inputs:
+            raise UserError('the batch has no "teacher_edge" (the SMPL overlap edge the teacher sees); '
+                            'the loader adds it for a distilled student in training')
+        x = self.stem_input(inputs['img'], inputs['teacher_edge'])
+        with torch.no_grad():
+            return self.teacher.module.features(x, heatmaps)
 
     def losses(self, joint_img, pose, shape, joint_cam, joint_proj, targets, meta):
-        """The seven L1 terms of 3DCrowdNet, un-reduced (the trainer takes each term's mean: masked
-        elements count in the denominator, as in the reference, so the published weights carry over)."""
+        """The seven L1 terms of 3DCrowdNet, un-reduced (forward takes each term's mean: masked elements
+        count in the denominator, as in the reference, so the published weights carry over)."""
         idx, r = self.graph15_idx, self.hm_size / self.feat_size
         is_3d, valid_fit = meta['is_3D'].view(-1, 1, 1), meta['is_valid_fit'].view(-1, 1, 1)
         return {
@@ -136,7 +201,13 @@ class Model(nn.Module):
         }
 
 
-def reduce_losses(losses):
-    """Per-term means and their sum (the optimised total)."""
-    means = {k: v.mean() for k, v in losses.items()}
-    return sum(means.values()), means
+def check_teacher_fits(cfg, teacher_cfg, where):
+    """A student distils a teacher of its own architecture: one line naming what differs."""
+    if teacher_cfg.mode != 'teacher' or teacher_cfg.edge.type != 'smpl_overlap':
+        raise UserError(f'{where} is a {teacher_cfg.mode} model (edge.type={teacher_cfg.edge.type}); the student '
+                        f'needs a teacher trained with mode=teacher, edge.type=smpl_overlap')
+    for key in ('backbone', 'input_size', 'pose_head'):
+        mine, theirs = getattr(cfg.model, key), getattr(teacher_cfg.model, key)
+        if mine != theirs:
+            raise UserError(f'{where}: expected model.{key}={mine} (the student\'s) but found {theirs}; train the '
+                            f'student with model.{key}={theirs} or use a teacher of the same architecture')

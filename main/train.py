@@ -1,12 +1,17 @@
 """Train a baseline, teacher or student.
 
-    python main/train.py --cfg assets/yaml/baseline.yml                 # CPU, or GPU 0 if there is one
-    python main/train.py --gpu 0,1 --amp --cfg assets/yaml/baseline.yml train.lr=1e-4
-    python main/train.py --resume output/baseline_20261122-101500        # continue where it stopped
+    python main/train.py --cfg assets/yaml/teacher.yml                   # CPU, or GPU 0 if there is one
+    python main/train.py --gpu 0,1 --amp --cfg assets/yaml/student.yml distill.teacher_ckpt=output/<teacher>
+    python main/train.py --gpu 0-3 --cfg assets/yaml/baseline.yml --lr 1e-4 --end_epoch 12 --train_batch_size 32
+    python main/train.py --continue --exp_dir output/<experiment>        # continue exactly where it stopped
+    python main/train.py --continue --exp_dir <3DCrowdNet/SEFD experiment or snapshot> --cfg ...   # start from it
     torchrun --nproc-per-node 4 main/train.py --cfg ...                  # multi-node: add torchrun's --nnodes etc.
+
+3DCrowdNet's / OSX's flags work as their users type them; anything else is a `key=value` config override.
 """
 import argparse
 import os
+import shutil
 
 if not __package__:  # run as a script: put the repository root on sys.path
     import _init_paths  # noqa: F401
@@ -15,31 +20,74 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from common.errors import run_cli
+from common.errors import UserError, run_cli
 from common.logger import setup_logger
-from data.dataset import build_train_dataset
+from data.dataset import build_train_dataset, get_dataset_class
+from main.checkpoint import checkpoint_dir, config_of, latest_checkpoint, load_checkpoint, snapshots
 from main.config import load_config, make_exp_dir, resolve_path
 from main.trainer import Trainer, free_port, init_process, parse_gpus
+
+FLAG_KEYS = {'lr': ('train.lr', 'train.lr_backbone'), 'end_epoch': ('train.end_epoch',),
+             'train_batch_size': ('train.batch_size',), 'exp_name': ('exp_name',)}
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--cfg', default='', help='experiment YAML (assets/yaml/...)')
-    ap.add_argument('--gpu', default='', help="GPU ids '0,1' or '0-3'; empty: GPU 0 if any, else CPU; -1: CPU")
+    ap.add_argument('--gpu', default='', help="GPU ids '0,1' or '0-3' (one process each); empty: GPU 0 if any, "
+                                              "else CPU; -1: CPU")
     ap.add_argument('--amp', action='store_true', help='bf16 autocast + channels_last (fp16 where bf16 is missing)')
-    ap.add_argument('--resume', default='', help='experiment folder or checkpoint to continue from')
+    ap.add_argument('--continue', dest='continue_train', action='store_true',
+                    help='continue the experiment of --exp_dir exactly where it stopped')
+    ap.add_argument('--exp_dir', default='', help='experiment folder to continue (with --continue)')
+    ap.add_argument('--resume', default='', help='same as --continue --exp_dir DIR')
+    ap.add_argument('--lr', type=float, help='learning rate of every parameter group (train.lr, train.lr_backbone)')
+    ap.add_argument('--end_epoch', type=int, help='train.end_epoch')
+    ap.add_argument('--train_batch_size', type=int, help='train.batch_size (per process)')
+    ap.add_argument('--exp_name', help='experiment folder prefix')
     ap.add_argument('overrides', nargs='*', help='config overrides key=value, e.g. train.lr=1e-4')
-    return ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # key=value overrides may come between flags
+    if args.resume:
+        args.continue_train, args.exp_dir = True, args.exp_dir or args.resume
+    return args
+
+
+def overrides_of(args):
+    out = list(args.overrides) + (['train.amp=true'] if args.amp else [])
+    for flag, keys in FLAG_KEYS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            out += [f'{k}={value}' for k in keys]
+    return out
 
 
 def prepare(args):
-    """(config, experiment folder, checkpoint to resume); --resume of a folder continues in it."""
-    overrides = args.overrides + (['train.amp=true'] if args.amp else [])
-    resume = resolve_path(args.resume) if args.resume else None
-    if resume and resume.is_dir():
-        return load_config(args.cfg or resume / 'config.yaml', overrides), resume, resume
-    cfg = load_config(args.cfg, overrides)
-    return cfg, make_exp_dir(cfg), resume
+    """(config, experiment folder or None for a new one, checkpoint to resume exactly, checkpoint to start from).
+
+    --continue --exp_dir: an experiment folder of this project continues exactly in place; anything else with
+    weights (a checkpoint file, a published 3DCrowdNet / SEFD experiment folder or snapshot) is the starting
+    point of a new experiment, from the epoch after its own (3DCrowdNet's rule)."""
+    if args.continue_train:
+        if not args.exp_dir:
+            raise UserError('--continue needs the experiment to continue: --continue --exp_dir output/<experiment>')
+        exp = resolve_path(args.exp_dir)
+        if (exp / 'config.yaml').is_file():
+            ckpt = latest_checkpoint(exp, prefer_last=True)  # one line when it has no checkpoint yet
+            return load_config(args.cfg or exp / 'config.yaml', overrides_of(args)), exp, ckpt, None
+        if exp.is_dir() and not snapshots(checkpoint_dir(exp)):
+            raise UserError(f'--exp_dir {args.exp_dir}: no config.yaml and no snapshot_<epoch>.pth.tar; nothing to '
+                            f'continue')
+        ckpt, path = load_checkpoint(exp, prefer_last=True)
+        return config_of(ckpt, path, overrides_of(args), args.cfg or None), None, None, (ckpt, path)
+    if args.exp_dir:
+        raise UserError('--exp_dir names an experiment to continue: add --continue (or drop --exp_dir)')
+    return load_config(args.cfg, overrides_of(args)), None, None, None
+
+
+def validation_set(cfg):
+    if not cfg.train.val_every:
+        return None
+    return get_dataset_class(cfg.data.test_set)(cfg, 'validation')
 
 
 def worker(rank, world_size, gpus, args, port):
@@ -49,15 +97,29 @@ def worker(rank, world_size, gpus, args, port):
     else:
         gpu = gpus[rank] if gpus else None
     device = init_process(rank, world_size, gpu, port)
-    # rank 0 makes the experiment folder; the others learn its name
-    shared = [prepare(args) if rank == 0 else None]
-    if world_size > 1:
-        dist.broadcast_object_list(shared, src=0)
-    cfg, exp_dir, resume = shared[0]
+    setup_logger(None, rank)  # console first; the experiment's log file once the folder exists
+    cfg, exp_dir, resume, start = prepare(args)
+    new = exp_dir is None
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    # everything that can fail on bad input happens before rank 0 makes the experiment folder
+    dataset, val = build_train_dataset(cfg), validation_set(cfg)
+    if new:
+        shared = [make_exp_dir(cfg) if rank == 0 else None]
+        if world_size > 1:
+            dist.broadcast_object_list(shared, src=0)
+        exp_dir = shared[0]
     log = setup_logger(exp_dir / 'log' / 'train.log', rank)
     torch.manual_seed(cfg.train.seed + rank)
     log.info(f'experiment {exp_dir}; {world_size} process(es); this one on {device}')
-    Trainer(cfg, exp_dir, build_train_dataset(cfg), device, rank, world_size, resume).train()
+    try:
+        Trainer(cfg, exp_dir, dataset, device, rank, world_size, resume, val, start).train()
+    except BaseException:
+        # a run that never wrote a checkpoint leaves nothing behind
+        if new and rank == 0 and not any((exp_dir / 'checkpoint').glob('*.pth.tar')):
+            shutil.rmtree(exp_dir, ignore_errors=True)
+        raise
     if world_size > 1:
         dist.destroy_process_group()
     return exp_dir
@@ -72,7 +134,15 @@ def main(argv=None):
     gpus = parse_gpus(args.gpu)
     if 'LOCAL_RANK' in os.environ or len(gpus) <= 1:
         return worker(0, 1, gpus, args, None)
-    mp.spawn(spawned, args=(len(gpus), gpus, args, free_port()), nprocs=len(gpus))
+    try:
+        mp.spawn(spawned, args=(len(gpus), gpus, args, free_port()), nprocs=len(gpus))
+    except mp.ProcessExitedException as e:  # a rank died; spawn has stopped the others
+        raise UserError(f'DDP rank {e.error_index} (GPU {gpus[e.error_index]}) exited with code {e.exit_code}; '
+                        f'the whole job was stopped (its error, if any, is printed above)') from None
+    except mp.ProcessRaisedException as e:
+        last = str(e).strip().splitlines()[-1]
+        raise UserError(f'DDP rank {e.error_index} (GPU {gpus[e.error_index]}) failed: {last}; the whole job was '
+                        f'stopped') from None
 
 
 if __name__ == '__main__':

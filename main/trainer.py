@@ -1,20 +1,31 @@
-"""Training loop: optimizer groups and schedule, AMP, DDP, checkpoints with full resume."""
+"""Training loop: optimizer groups and schedule, AMP, DDP, exact resume, logs (text, TensorBoard, tqdm), validation.
+
+Exact resume: the data order and every sample's augmentation are functions of (train.seed, epoch, position in
+the epoch) alone (EpochSampler + SeededSamples), and a checkpoint holds the model, optimizer, scaler, epoch,
+iteration (the sampler position) and RNG states; so a run killed at any moment and continued from its last
+checkpoint retraces the same steps as an uninterrupted one.
+"""
 import contextlib
 import logging
+import math
 import os
-import re
+import random
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from common.errors import UserError
-from common.utils.io import atomic_torch_save
-from main.model import Model, reduce_losses
+from main.checkpoint import (BEST, LAST, LEARNED_LOSS_PARTS, load_checkpoint, load_model_state, load_teacher,
+                             remove_stale_temporaries, save_checkpoint, snapshot_name)
+from main.config import VPOSER_FROM_CHECKPOINT
+from main.model import Model
 
 log = logging.getLogger('sefd')
 
@@ -40,7 +51,8 @@ def make_scaler(enabled, device):
 
 # ---------------------------------------------------------------------------------------------- optimizer
 def make_optimizer(model, cfg):
-    """Adam with two groups (backbone at lr_backbone, heads at lr); frozen weights (VPoser) left out."""
+    """Adam with two groups (backbone at lr_backbone; heads and learned loss parts at lr); frozen weights
+    (VPoser, and the student's teacher and edge nets, which are not even parameters of the model) left out."""
     backbone, heads = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -51,62 +63,106 @@ def make_optimizer(model, cfg):
     return torch.optim.Adam([g for g in groups if g['params']], fused=True)
 
 
-def set_lr(optimizer, epoch, cfg):
-    """Step decay: each group keeps its own base lr (the reference overwrote lr_backbone with lr)."""
-    k = sum(epoch >= m for m in cfg.train.lr_dec_epochs)
+def lr_factor(cfg, epoch, global_step=None):
+    """Step decay by lr_dec_factor at each of lr_dec_epochs, times a linear warm-up over warmup_iters."""
+    f = cfg.train.lr_dec_factor ** -sum(epoch >= m for m in cfg.train.lr_dec_epochs)
+    if global_step is not None and cfg.train.warmup_iters > 0:
+        f *= min(1.0, (global_step + 1) / cfg.train.warmup_iters)
+    return f
+
+
+def set_lr(optimizer, epoch, cfg, global_step=None):
+    """Each group keeps its own base lr (the reference overwrote lr_backbone with lr)."""
+    f = lr_factor(cfg, epoch, global_step)
     for g in optimizer.param_groups:
-        g['lr'] = g['base_lr'] / cfg.train.lr_dec_factor ** k
+        g['lr'] = g['base_lr'] * f
     return [g['lr'] for g in optimizer.param_groups]
 
 
-# ---------------------------------------------------------------------------------------------- checkpoints
-def unwrap(model):
-    return model.module if isinstance(model, DistributedDataParallel) else model
+# ---------------------------------------------------------------------------------------------- data order
+def sample_seed(seed, epoch, position):
+    """The augmentation seed of the sample at `position` of epoch `epoch`'s global order."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def save_checkpoint(path, epoch, model, optimizer, scaler, cfg):
-    atomic_torch_save({'epoch': epoch, 'model': unwrap(model).state_dict(), 'optimizer': optimizer.state_dict(),
-                       'scaler': scaler.state_dict(), 'config': cfg.to_dict()}, path)
+class EpochSampler(Sampler):
+    """This rank's share of epoch e's order (a permutation seeded by (seed, e)), from position `start`.
+
+    Ranks interleave like DistributedSampler (rank r takes global positions r, r+W, ...; the order is padded by
+    wrapping so all ranks get as many), so W ranks with batch b see the same samples, with the same
+    augmentation, as one process with batch W*b. Yields (dataset index, sample seed) for SeededSamples.
+    """
+
+    def __init__(self, n, seed=0, rank=0, world_size=1, shuffle=True):
+        if n <= 0:
+            raise UserError('the training set is empty')
+        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world_size, shuffle
+        self.num_samples = math.ceil(n / world_size)
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch, start=0):
+        self.epoch, self.start = epoch, start
+
+    def order(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, -1 % 2 ** 32))
+            perm = torch.randperm(self.n, generator=g)
+        else:
+            perm = torch.arange(self.n)
+        total = self.num_samples * self.world
+        return torch.cat([perm, perm[:total - self.n]]) if total > self.n else perm
+
+    def __len__(self):
+        return max(0, self.num_samples - self.start)
+
+    def __iter__(self):
+        perm = self.order().tolist()
+        for pos in range(self.start, self.num_samples):
+            g = pos * self.world + self.rank
+            yield perm[g], sample_seed(self.seed, self.epoch, g)
 
 
-def latest_checkpoint(path):
-    """A checkpoint file, or the highest snapshot_<epoch>.pth.tar of an experiment folder."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    folder = path / 'checkpoint' if (path / 'checkpoint').is_dir() else path
-    snaps = sorted(folder.glob('snapshot_*.pth.tar'), key=lambda p: int(re.findall(r'\d+', p.name)[-1]))
-    if not snaps:
-        raise UserError(f'no checkpoint found at {path} (expected a .pth.tar file or a folder with '
-                        f'checkpoint/snapshot_<epoch>.pth.tar)')
-    return snaps[-1]
+class SeededSamples(Dataset):
+    """dataset[(i, seed)]: sample i with torch, numpy and random seeded by `seed`, so its augmentation does not
+    depend on which worker draws it or on what was drawn before (the caller's RNG states are restored)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        index, seed = item
+        np_state, py_state = np.random.get_state(), random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2 ** 32)
+            random.seed(seed)
+            try:
+                return self.dataset[index]
+            finally:
+                np.random.set_state(np_state)
+                random.setstate(py_state)
 
 
-def load_checkpoint(path, map_location='cpu'):
-    path = latest_checkpoint(path)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False), path
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise UserError(f'cannot read checkpoint {path}: {type(e).__name__}: {e} '
-                        f'(the file is truncated or not a torch checkpoint)') from None
-
-
-# ---------------------------------------------------------------------------------------------- loop
 def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False):
     from data.dataset import needs_spawned_workers
     nw = cfg.data.num_workers
     # a renderer cannot be used in a process forked from one that rendered: start such workers fresh
     ctx = 'forkserver' if nw and needs_spawned_workers(cfg) else None
+    n = len(sampler) if sampler is not None else len(dataset)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=nw,
-                      pin_memory=device.type == 'cuda', drop_last=train and len(dataset) >= batch_size,
+                      pin_memory=device.type == 'cuda', drop_last=train and n >= batch_size,
                       persistent_workers=train and nw > 0, multiprocessing_context=ctx,
                       generator=torch.Generator().manual_seed(cfg.train.seed))
 
 
+# ---------------------------------------------------------------------------------------------- one step
 def forward_losses(model, inputs, targets, meta, amp, device):
-    """(total loss, per-term means) of one training batch, under autocast when amp."""
+    """(total loss, {term: scalar}) of one training batch, under autocast when amp."""
     with amp_context(amp, device):
-        return reduce_losses(model(inputs, targets, meta, 'train'))
+        return model(inputs, targets, meta, 'train')
 
 
 def optimize(total, model, optimizer, scaler, grad_clip=0.0):
@@ -129,82 +185,252 @@ def to_device(tree, device, channels_last=False):
     return tree
 
 
+def unwrap(model):
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def rng_state():
+    state = {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate()}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['python'])
+    if 'cuda' in state and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+# ---------------------------------------------------------------------------------------------- trainer
 class Trainer:
-    def __init__(self, cfg, exp_dir, dataset, device, rank=0, world_size=1, resume=None):
-        self.cfg, self.exp_dir, self.device, self.rank = cfg, Path(exp_dir), device, rank
-        self.model = Model(cfg).to(device)
+    """Builds the model (and a student's teacher), the optimizer and the loader; `train()` runs to end_epoch.
+
+    resume: a checkpoint of this project to continue exactly (model, optimizer, scaler, position, RNG).
+    start: (checkpoint dict, path) whose weights start a new run at the epoch after its own (a published
+        3DCrowdNet / SEFD snapshot, or any checkpoint file); a 3-channel conv1 is inflated for an edge channel.
+    val_dataset: evaluated every train.val_every epochs (best.pth.tar keeps the best MPJPE).
+    """
+
+    def __init__(self, cfg, exp_dir, dataset, device, rank=0, world_size=1, resume=None, val_dataset=None,
+                 start=None):
+        self.cfg, self.exp_dir, self.device, self.rank, self.world = cfg, Path(exp_dir), device, rank, world_size
+        self.dataset, self.val_dataset = dataset, val_dataset
+        self.ckpt_dir = self.exp_dir / 'checkpoint'
+        if cfg.model.pose_head == 'vposer' and cfg.model.vposer_ckpt == VPOSER_FROM_CHECKPOINT and resume is start is None:
+            raise UserError(f'model.vposer_ckpt={VPOSER_FROM_CHECKPOINT} takes the VPoser weights from a published '
+                            f'snapshot: start from one (--continue --exp_dir <snapshot>) or give a VPoser v1 file')
+        self.model = Model(cfg)
+        self.attach_teacher(fresh=resume is None and start is None)
+        if start is not None:
+            self.start_from(*start)
+        elif cfg.model.pretrained and resume is None and not self.started_from_teacher:
+            from main.config import resolve_path
+            summary = self.model.backbone.load_pretrained(resolve_path(cfg.model.pretrained))
+            log.info(f'backbone initialised from {cfg.model.pretrained}: {summary}')
+        self.model.to(device)
         if cfg.train.amp:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, cfg)
         self.scaler = make_scaler(cfg.train.amp, device)
-        self.start_epoch = 0
-        if cfg.model.pretrained and not resume:
-            from main.config import resolve_path
-            summary = self.model.backbone.load_pretrained(resolve_path(cfg.model.pretrained))
-            log.info(f'backbone initialised from {cfg.model.pretrained}: {summary}')
-        if resume:
-            ckpt, path = load_checkpoint(resume)
-            self.model.load_state_dict(ckpt['model'])
-            self.optimizer.load_state_dict(ckpt['optimizer'])
-            self.scaler.load_state_dict(ckpt['scaler'])
-            self.start_epoch = ckpt['epoch'] + 1
-            log.info(f'resumed from {path} (epoch {ckpt["epoch"]} done)')
+        self.epoch, self.iteration, self.global_step, self.best = 0, 0, 0, math.inf
+        if start is not None:
+            self.epoch = start[0].get('epoch', -1) + 1
+        if resume is not None:
+            self.restore(resume)
         if world_size > 1:
             # the body model's buffers are constants: no need to sync them every step
             self.model = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == 'cuda' else None,
                                                  forward_sync_buffers=False)
-        self.sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.train.seed) if world_size > 1 else None
-        self.loader = make_loader(dataset, cfg, cfg.train.batch_size, device, sampler=self.sampler,
-                                  shuffle=self.sampler is None, train=True)
+        self.sampler = EpochSampler(len(dataset), cfg.train.seed, rank, world_size)
+        self.loader = make_loader(SeededSamples(dataset), cfg, cfg.train.batch_size, device, sampler=self.sampler,
+                                  train=True)
         self.tb = None
         if rank == 0:
             from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.exp_dir / 'tb'))
+            self.tb = SummaryWriter(str(self.exp_dir / 'tb'), purge_step=self.global_step or None)
 
+    # ------------------------------------------------------------------------------------------ setup
+    def attach_teacher(self, fresh):
+        """A student: load distill.teacher_ckpt; start from all of its weights on a fresh run
+        (distill.init_from_teacher), and keep it frozen for distillation (distill.loss != none)."""
+        cfg, self.started_from_teacher = self.cfg, False
+        if cfg.mode != 'student' or not cfg.distill.teacher_ckpt:
+            return
+        init = fresh and cfg.distill.init_from_teacher
+        if self.model.distill_loss is None and not init:
+            return
+        teacher, teacher_sd, path = load_teacher(cfg)
+        if init:
+            load_model_state(self.model, teacher_sd, path, allow_missing=LEARNED_LOSS_PARTS,
+                             allow_unexpected=LEARNED_LOSS_PARTS)
+            self.started_from_teacher = True
+            log.info(f'student initialised from the teacher {path}')
+        if self.model.distill_loss is not None:
+            self.model.set_teacher(teacher)
+            log.info(f'distilling {cfg.distill.loss} on stages {cfg.distill.stages} (weights {cfg.distill.weights}) '
+                     f'from the frozen teacher {path}')
+
+    def start_from(self, ckpt, path):
+        state = dict(ckpt['model'])
+        conv1, own = state.get('backbone.conv1.weight'), self.model.backbone.conv1.weight
+        if conv1 is not None and conv1.shape[1] == 3 and own.shape[1] > 3:
+            from common.nets.resnet import inflate_conv1_weight
+            state['backbone.conv1.weight'] = inflate_conv1_weight(conv1, own.shape[1])
+        load_model_state(self.model, state, path, allow_missing=LEARNED_LOSS_PARTS, allow_unexpected=LEARNED_LOSS_PARTS)
+        log.info(f'started from the weights of {path} (epoch {ckpt.get("epoch", -1)})')
+
+    def iters_per_epoch(self):
+        n = self.sampler.num_samples // self.cfg.train.batch_size if self.sampler.num_samples >= \
+            self.cfg.train.batch_size else 1
+        return min(n, self.cfg.train.max_iters) if self.cfg.train.max_iters else n
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def checkpoint_state(self):
+        return {'epoch': self.epoch, 'iteration': self.iteration, 'global_step': self.global_step,
+                'model': unwrap(self.model).state_dict(), 'optimizer': self.optimizer.state_dict(),
+                'scaler': self.scaler.state_dict(), 'rng': rng_state(), 'best_mpjpe': self.best,
+                'world_size': self.world, 'config': self.cfg.to_dict()}
+
+    def save(self, *names):
+        if self.rank != 0:
+            return
+        state = self.checkpoint_state()
+        for name in names:
+            save_checkpoint(self.ckpt_dir / name, state)
+
+    def restore(self, path):
+        ckpt, path = load_checkpoint(path, prefer_last=True)
+        load_model_state(self.model, ckpt['model'], path)
+        self.optimizer.load_state_dict(ckpt['optimizer'])
+        self.scaler.load_state_dict(ckpt['scaler'])
+        self.epoch, self.global_step = ckpt['epoch'], ckpt.get('global_step', 0)
+        # an epoch-end snapshot (or one of an older format) has its epoch done
+        self.iteration = ckpt.get('iteration', math.inf)
+        self.best = ckpt.get('best_mpjpe', math.inf)
+        if 'rng' in ckpt:
+            set_rng_state(ckpt['rng'])
+        if ckpt.get('world_size', self.world) != self.world:
+            log.warning(f'{path} was written by {ckpt["world_size"]} process(es), this run has {self.world}: the '
+                        f'rest of the epoch is re-sharded, so the run is no longer bit-identical to an uninterrupted one')
+        remove_stale_temporaries(path.parent)
+        log.info(f'resumed from {path} (epoch {self.epoch}, iteration {min(self.iteration, 10**9)}, '
+                 f'step {self.global_step})')
+
+    # ------------------------------------------------------------------------------------------ loop
     def train(self):
         cfg = self.cfg
-        self.global_step = self.start_epoch * len(self.loader)
-        for epoch in range(self.start_epoch, cfg.train.end_epoch):
-            lrs = set_lr(self.optimizer, epoch, cfg)
-            if self.sampler is not None:
-                self.sampler.set_epoch(epoch)
+        if self.iteration >= self.iters_per_epoch():
+            self.epoch, self.iteration = self.epoch + 1, 0
+        while self.epoch < cfg.train.end_epoch:
+            n_iter = self.iters_per_epoch()
+            self.sampler.set_epoch(self.epoch, start=self.iteration * cfg.train.batch_size)
             self.model.train()
-            n_iter = len(self.loader) if not cfg.train.max_iters else min(cfg.train.max_iters, len(self.loader))
-            bar = tqdm(self.loader, total=n_iter, desc=f'epoch {epoch}/{cfg.train.end_epoch}',
+            bar = tqdm(total=n_iter, initial=self.iteration, desc=f'epoch {self.epoch}/{cfg.train.end_epoch}',
                        disable=self.rank != 0, dynamic_ncols=True)
             with logging_redirect_tqdm():
-                self.train_epoch(bar, epoch, n_iter, lrs)
+                self.train_epoch(bar, n_iter)
+            bar.close()
+            self.save(snapshot_name(self.epoch))
             if self.rank == 0:
-                path = self.exp_dir / 'checkpoint' / f'snapshot_{epoch}.pth.tar'
-                save_checkpoint(path, epoch, self.model, self.optimizer, self.scaler, cfg)
-                log.info(f'saved {path}')
+                (self.ckpt_dir / LAST).unlink(missing_ok=True)  # older than the snapshot now
+                log.info(f'saved {self.ckpt_dir / snapshot_name(self.epoch)}')
+            if cfg.train.val_every and (self.epoch + 1) % cfg.train.val_every == 0:
+                self.validate()
+            self.epoch, self.iteration = self.epoch + 1, 0
         if self.tb is not None:
             self.tb.close()
 
-    def train_epoch(self, bar, epoch, n_iter, lrs):
-        cfg = self.cfg
-        for it, (inputs, targets, meta) in enumerate(bar):
-            if it >= n_iter:
+    def train_epoch(self, bar, n_iter):
+        cfg, per_step = self.cfg, self.cfg.train.batch_size * self.world
+        t0, steps = time.perf_counter(), 0
+        for batch in self.loader:
+            if self.iteration >= n_iter:
                 break
-            terms = self.step(inputs, targets, meta, epoch, it)
+            lrs = set_lr(self.optimizer, self.epoch, cfg, self.global_step)
+            terms = self.step(*batch)
+            self.iteration += 1
             self.global_step += 1
-            if self.rank == 0 and (it % cfg.train.print_freq == 0 or it == n_iter - 1):
-                bar.set_postfix(loss=f'{terms["total"]:.4f}', lr=f'{lrs[-1]:.1e}')
-                log.info(f'epoch {epoch} itr {it}/{n_iter} lr {lrs[-1]:.2e} '
-                         + ' '.join(f'{k} {v:.4f}' for k, v in terms.items()))
-                for k, v in terms.items():
-                    self.tb.add_scalar(f'train/{k}', v, self.global_step)
+            steps += 1
+            bar.update(1)
+            if self.rank == 0 and (self.iteration % cfg.train.print_freq == 0 or self.iteration == n_iter):
+                rate = steps * per_step / (time.perf_counter() - t0)
+                t0, steps = time.perf_counter(), 0
+                self.log_step(terms, lrs, rate, bar, n_iter)
+            if self.rank == 0 and cfg.train.vis_every and self.global_step % cfg.train.vis_every == 0:
+                self.visualise(batch[0])
+            if cfg.train.ckpt_every and self.global_step % cfg.train.ckpt_every == 0 and self.iteration < n_iter:
+                self.save(LAST)
 
-    def step(self, inputs, targets, meta, epoch, it):
+    def step(self, inputs, targets, meta):
         dev, cl = self.device, self.cfg.train.amp
         inputs, targets, meta = to_device(inputs, dev, cl), to_device(targets, dev), to_device(meta, dev)
-        total, means = forward_losses(self.model, inputs, targets, meta, self.cfg.train.amp, dev)
+        total, terms = forward_losses(self.model, inputs, targets, meta, self.cfg.train.amp, dev)
         if not torch.isfinite(total):
-            bad = [k for k, v in means.items() if not torch.isfinite(v)]
-            raise UserError(f'loss is {total.item()} at epoch {epoch} iteration {it} (non-finite terms: '
-                            f'{", ".join(bad) or "total"}); lower train.lr, set train.grad_clip, or turn --amp off')
+            bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+            last = self.ckpt_dir / LAST
+            kept = f'; the last good checkpoint is {last}' if last.is_file() else ''
+            raise UserError(f'loss is {total.item()} at epoch {self.epoch} iteration {self.iteration} (non-finite terms: '
+                            f'{", ".join(bad) or "total"}); lower train.lr, set train.grad_clip, or turn --amp off{kept}')
         optimize(total, self.model, self.optimizer, self.scaler, self.cfg.train.grad_clip)
-        return {'total': total.item(), **{k: v.item() for k, v in means.items()}}
+        return {'total': total.item(), **{k: v.item() for k, v in terms.items()}}
+
+    # ------------------------------------------------------------------------------------------ logs
+    def log_step(self, terms, lrs, rate, bar, n_iter):
+        bar.set_postfix(loss=f'{terms["total"]:.4f}', lr=f'{lrs[-1]:.1e}', samples_s=f'{rate:.1f}')
+        log.info(f'epoch {self.epoch} itr {self.iteration}/{n_iter} lr {lrs[-1]:.2e} {rate:.1f} samples/s '
+                 + ' '.join(f'{k} {v:.4f}' for k, v in terms.items()))
+        step = self.global_step
+        for k, v in terms.items():
+            self.tb.add_scalar(f'train/{k}', v, step)
+        for g, lr in zip(self.optimizer.param_groups, lrs):
+            self.tb.add_scalar(f'lr/{g["name"]}', lr, step)
+        self.tb.add_scalar('speed/samples_per_s', rate, step)
+        weighting = unwrap(self.model).loss_weighting
+        if weighting is not None:
+            for k, w in weighting.weights().items():
+                self.tb.add_scalar(f'loss_weight/{k}', w, step)
+
+    @torch.no_grad()
+    def visualise(self, inputs, n=4):
+        """TensorBoard images: input crops, the edge channel, the predicted meshes over the crops."""
+        from common.utils import vis
+        model = unwrap(self.model)
+        inputs = {k: v[:n] for k, v in to_device(inputs, self.device).items()}
+        model.eval()
+        with amp_context(self.cfg.train.amp, self.device):
+            out = model(inputs, mode='test')
+        model.train()
+        S = model.input_size
+        faces = model.body_model.faces
+        crops, edges, overlays = [], [], []
+        for i in range(len(inputs['img'])):
+            crops.append(vis.to_uint8_image(inputs['img'][i]))
+            if 'edge' in out:
+                edges.append(vis.edge_image(out['edge'][i]))
+            overlays.append(vis.render_meshes(crops[-1], [out['mesh_cam_render'][i].float()], faces,
+                                              self.cfg.model.focal, (S / 2, S / 2))[0])
+        for name, imgs in (('input', crops), ('edge', edges), ('mesh', overlays)):
+            if imgs:
+                self.tb.add_image(f'vis/{name}', vis.grid(imgs, len(imgs)), self.global_step, dataformats='HWC')
+
+    # ------------------------------------------------------------------------------------------ validation
+    def validate(self):
+        if self.rank == 0 and self.val_dataset is not None:
+            from main.tester import evaluate
+            result = evaluate(unwrap(self.model), self.val_dataset, self.cfg, self.device)
+            mpjpe = result.summary['mpjpe']
+            for k, v in result.summary.items():
+                self.tb.add_scalar(f'val/{k}', v, self.global_step)
+            log.info(f'validation after epoch {self.epoch}: ' + result.line())
+            if mpjpe < self.best:
+                self.best = mpjpe
+                self.save(BEST)
+                log.info(f'new best MPJPE {mpjpe:.2f} mm: saved {self.ckpt_dir / BEST}')
+        if self.world > 1:
+            dist.barrier()
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -215,18 +441,23 @@ def parse_gpus(spec):
     if not spec:
         return [0] if torch.cuda.is_available() else []
     ids = []
-    for part in spec.split(','):
-        a, _, b = part.partition('-')
-        ids += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    try:
+        for part in spec.split(','):
+            a, _, b = part.partition('-')
+            ids += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    except ValueError:
+        raise UserError(f"--gpu {spec!r}: give ids like '0', '0,1' or '0-3'") from None
     if ids and not torch.cuda.is_available():
-        raise UserError(f'--gpu {spec} asked for GPUs but torch sees none; drop --gpu to train on the CPU')
+        raise UserError(f'--gpu {spec} asked for GPUs but torch sees none; drop --gpu to run on the CPU')
     if ids and max(ids) >= torch.cuda.device_count():
         raise UserError(f'--gpu {spec}: only {torch.cuda.device_count()} GPU(s) visible')
     return ids
 
 
-def init_process(rank, world_size, gpu=None, port=None):
-    """Device of this rank (GPU `gpu` or the CPU), with the process group joined when there are several."""
+def init_process(rank, world_size, gpu=None, port=None, timeout_s=600):
+    """Device of this rank (GPU `gpu` or the CPU), with the process group joined when there are several.
+    A collective waits at most timeout_s for a rank that stopped answering."""
+    import datetime
     device = torch.device('cuda', gpu) if gpu is not None else torch.device('cpu')
     if gpu is not None:
         torch.cuda.set_device(device)
@@ -234,7 +465,8 @@ def init_process(rank, world_size, gpu=None, port=None):
         if port:  # our own spawn; torchrun sets MASTER_ADDR/PORT itself
             os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
             os.environ.setdefault('MASTER_PORT', str(port))
-        dist.init_process_group('nccl' if gpu is not None else 'gloo', rank=rank, world_size=world_size)
+        dist.init_process_group('nccl' if gpu is not None else 'gloo', rank=rank, world_size=world_size,
+                                timeout=datetime.timedelta(seconds=timeout_s))
     return device
 
 

@@ -173,19 +173,25 @@ def test_overlap_edge_rendered_per_crop_matches_the_file(tmp_path, synth_root, m
 
 def test_test_script_end_to_end(tmp_path):
     from main import test as test_script
+    from main.checkpoint import save_checkpoint
     from main.model import Model
-    from main.trainer import make_optimizer, make_scaler, save_checkpoint
     fixtures.write_pw3d(tmp_path / 'PW3D', num_images=2)
     cfg = cfg_for(tmp_path, f'output_dir={tmp_path}')
     model = Model(cfg)
     exp = tmp_path / 'exp'
-    (exp / 'result').mkdir(parents=True)
-    save_checkpoint(exp / 'checkpoint' / 'snapshot_3.pth.tar', 3, model, make_optimizer(model, cfg),
-                    make_scaler(False, torch.device('cpu')), cfg)
-    summary = test_script.main(['--ckpt', str(exp)])
+    save_checkpoint(exp / 'checkpoint' / 'snapshot_3.pth.tar', {'epoch': 3, 'model': model.state_dict(),
+                                                                'config': cfg.to_dict()})
+    result = test_script.main(['--exp_dir', str(exp), '--test_epoch', '3'])
+    summary = result.summary
     assert set(summary) == {'mpjpe', 'pa_mpjpe', 'mpvpe'} and all(np.isfinite(v) for v in summary.values())
-    saved = json.loads((exp / 'result' / 'PW3D_epoch3.json').read_text())
-    assert len(saved['samples']) == 6 and saved['summary'] == pytest.approx(summary)
+    saved = json.loads((exp / 'result' / 'metrics_PW3D_3.json').read_text())
+    assert saved['count'] == 6 and saved['summary'] == pytest.approx(summary)
+    # people per image is known on any 3DPW-format set (3 per fixture image); the occlusion level only where
+    # the annotations record it (the synthetic set)
+    assert saved['groups'] == {'people': {'3': {**summary, 'count': 6}}}
+    samples = np.load(exp / 'result' / 'metrics_PW3D_3.npz')
+    assert samples['pose'].shape == (6, 72) and samples['shape'].shape == (6, 10) and samples['cam_trans'].shape == (6, 3)
+    assert samples['mpjpe'].mean() == pytest.approx(summary['mpjpe'])
 
 
 def test_teacher_trains_with_edges_rendered_in_loader_workers(synth_root, tmp_path):

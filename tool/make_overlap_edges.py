@@ -6,6 +6,9 @@
 
 Writes 8-bit PNGs (edge strength x 255) beside the images, one rule for every dataset (data/scenes.py):
     <dataset root>/overlap_edges/<image path relative to the image folder>.png   (and all_edges/ with --all-edges)
+or, with --layout sefd, JPEGs under the names and folders of SEFD's distributed maps (data/scenes.py
+sefd_edge_paths; e.g. 3DPW <root>/data/SMPL_overlap_edge1/<sequence>/<file>.jpg), so they can be exchanged
+with SEFD's code. Both layouts are read by `edge.overlap_source: file`.
 Resumable: files that exist and decode at the image's size are skipped; every file is written atomically.
 Bad entries (a missing camera field, NaN parameters, an unreadable annotation file) are reported in one
 line each, counted, and the rest goes on.
@@ -25,7 +28,7 @@ from tqdm import tqdm  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
 from common.utils.io import atomic_write_bytes  # noqa: E402
-from data.scenes import EDGE_DIR, edge_path, scene_meshes  # noqa: E402
+from data.scenes import EDGE_DIR, SEFD_EDGE_DATASETS, edge_path, scene_meshes, sefd_edge_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ('PW3D', 'Synthetic', 'Human36M', 'MuCo', 'MSCOCO', 'MPII', 'CrowdPose')
@@ -48,10 +51,11 @@ def valid_file(path, width, height):
     return img is not None and img.shape[:2] == (height, width)
 
 
-def encode_png(edge):
-    ok, buf = cv2.imencode('.png', np.clip(np.rint(edge * 255), 0, 255).astype(np.uint8))
+def encode(edge, suffix='.png'):
+    """8-bit image bytes in the format of the file's suffix (.png, or SEFD's .jpg at OpenCV's default quality)."""
+    ok, buf = cv2.imencode(suffix, np.clip(np.rint(edge * 255), 0, 255).astype(np.uint8))
     if not ok:
-        raise RuntimeError('PNG encoding failed')
+        raise RuntimeError(f'{suffix} encoding failed')
     return buf.tobytes()
 
 
@@ -69,9 +73,9 @@ def process(job):
                             method=_worker['method'], renderer=_worker['renderer'], return_all=all_path is not None,
                             occluding=_worker['occluding'])
         overlap, all_edges = out if all_path is not None else (out, None)
-        atomic_write_bytes(out_path, encode_png(overlap))
+        atomic_write_bytes(out_path, encode(overlap, out_path.suffix))
         if all_path is not None:
-            atomic_write_bytes(all_path, encode_png(all_edges))
+            atomic_write_bytes(all_path, encode(all_edges, all_path.suffix))
         return 'done', scene.key, ''
     except (ValueError, UserError, RuntimeError, KeyError) as e:
         return 'failed', scene.key, f'{type(e).__name__}: {e}'
@@ -86,6 +90,8 @@ def parse_args(argv=None):
     ap.add_argument('--occluding', action='store_true',
                     help="also mark occluders' outlines over the people behind (geometric; closer to SEFD's Canny)")
     ap.add_argument('--all-edges', action='store_true', help='also write the all-edges map to all_edges/')
+    ap.add_argument('--layout', default='ours', choices=('ours', 'sefd'),
+                    help="ours: overlap_edges/<image>.png; sefd: the names and folders of SEFD's distributed maps")
     ap.add_argument('--workers', type=int, default=1)
     ap.add_argument('--overwrite', action='store_true')
     ap.add_argument('--limit', type=int, default=0, help='at most this many images (0 = all)')
@@ -104,7 +110,11 @@ def collect_jobs(args, module, root):
             continue
         problems += bad
         for scene in scenes:
-            out = edge_path(root, scene.image)
+            out = edge_path(root, scene.image) if args.layout == 'ours' else \
+                next(iter(sefd_edge_paths(args.dataset, root, scene.image, split)), None)
+            if out is None:
+                problems.append(f'{scene.key}: {scene.image} has no SEFD name (not s_S_act_A_subact_B_ca_C_<frame>)')
+                continue
             all_out = root / ALL_EDGE_DIR / out.relative_to(root / EDGE_DIR) if args.all_edges else None
             if not args.overwrite and valid_file(out, scene.width, scene.height) and \
                     (all_out is None or valid_file(all_out, scene.width, scene.height)):
@@ -120,6 +130,10 @@ def main(argv=None):
     args = parse_args(argv)
     module = importlib.import_module(f'data.{args.dataset}.{args.dataset}')
     root = Path(args.root).resolve() if args.root else ROOT / 'data' / args.dataset
+    if args.layout == 'sefd' and args.all_edges:
+        raise UserError("--all-edges writes this project's layout only (SEFD's loaders never read its all-edge maps)")
+    if args.layout == 'sefd' and args.dataset not in SEFD_EDGE_DATASETS:
+        raise UserError(f'SEFD distributes no overlap edges for {args.dataset}: use --layout ours')
     jobs, problems, skipped = collect_jobs(args, module, root)
     for p in problems:
         print(f'skipped: {p}', file=sys.stderr)
@@ -143,7 +157,8 @@ def main(argv=None):
     for f in failures:
         print(f'failed: {f}', file=sys.stderr)
     print(f'{args.dataset}: {counts["done"]} written, {skipped} already there, '
-          f'{counts["failed"] + len(problems)} failed or skipped as bad input -> {root / EDGE_DIR}')
+          f'{counts["failed"] + len(problems)} failed or skipped as bad input -> '
+          f'{root / EDGE_DIR if args.layout == "ours" else str(root) + " (SEFD layout)"}')
     return counts, skipped, problems, failures
 
 

@@ -13,8 +13,13 @@ neighbours across the edge. A perfectly symmetric step between two pixel columns
 non-antialiased edge) gives the two columns equal magnitudes, so which of them survives depends on
 float rounding; curved contours are not affected in practice.
 """
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from common.edges.base import EdgeEstimator
+from common.registry import EDGES
 
 # ITU-R 601 luma weights, as kornia.color.rgb_to_grayscale
 _GRAY = (0.299, 0.587, 0.114)
@@ -67,3 +72,55 @@ def canny_edge_map(img, dilation=5, clip=False, **canny_kwargs):
     with torch.no_grad():
         out = max_filter(canny_magnitude(img, **canny_kwargs), dilation)
     return out.clamp(0, 1) if clip else out
+
+
+def opencv_canny(patch, dilation=5, low=0.1, high=0.2, swap_rb=True):
+    """OpenCV Canny of an HxWx3 RGB crop (uint8 or float, 0..255) -> HxW float32 in {0, 1}, dilated.
+
+    The same pipeline as canny_magnitude (grayscale with the same channel order, Gaussian 5x5 sigma 1,
+    3x3 Sobel, thresholds low/high on the gradient magnitude of the [0, 1] image), but its output is the
+    binary hysteresis edge map, not the continuous NMS magnitude SEFD feeds its student.
+    """
+    img = np.asarray(patch, np.float32)
+    w = _GRAY[::-1] if swap_rb else _GRAY
+    gray = cv2.GaussianBlur(w[0] * img[..., 0] + w[1] * img[..., 1] + w[2] * img[..., 2], (5, 5), 1.0)
+    # derivatives in float, handed to Canny as int16 (its API): thresholds are on the 0..255 scale
+    dx = np.round(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)).astype(np.int16)
+    dy = np.round(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)).astype(np.int16)
+    edges = cv2.Canny(dx, dy, low * 255, high * 255, L2gradient=True)
+    if dilation > 1:
+        edges = cv2.dilate(edges, np.ones((dilation, dilation), np.uint8))
+    return (edges > 0).astype(np.float32)
+
+
+class KorniaCanny(EdgeEstimator):
+    """SEFD's student edge: NMS Canny magnitude + max filter, batched on the model's device."""
+
+    def __init__(self, dilation=5, low=0.1, high=0.2, swap_rb=True, clip=False):
+        super().__init__()
+        self.kw = dict(dilation=dilation, clip=clip, low=low, high=high, swap_rb=swap_rb)
+
+    def edge(self, img):
+        return canny_edge_map(img, **self.kw)
+
+
+class OpenCVCanny(EdgeEstimator):
+    """Binary OpenCV Canny edges (dilated), computed per sample in the loader workers."""
+    in_loader = True
+
+    def __init__(self, dilation=5, low=0.1, high=0.2, swap_rb=True):
+        super().__init__()
+        self.kw = dict(dilation=dilation, low=low, high=high, swap_rb=swap_rb)
+
+    def numpy_edge(self, patch):
+        return opencv_canny(patch, **self.kw)
+
+
+@EDGES.register('canny')
+def build_canny(edge_cfg):
+    """edge.canny_impl: kornia (SEFD's magnitude, in the model) | opencv (binary edges, in the loader)."""
+    kw = dict(dilation=edge_cfg.dilation, low=edge_cfg.canny_low, high=edge_cfg.canny_high,
+              swap_rb=edge_cfg.canny_swap_rb)
+    if edge_cfg.canny_impl == 'opencv':
+        return OpenCVCanny(**kw)
+    return KorniaCanny(clip=edge_cfg.canny_clip, **kw)

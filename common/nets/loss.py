@@ -31,3 +31,23 @@ class ParamLoss(nn.Module):
 
     def forward(self, param_out, param_gt, valid):
         return (param_out - param_gt).abs() * valid
+
+
+class UncertaintyWeighting(nn.Module):
+    """Learned loss weights (Kendall et al. 2018; the multi-task weighting FuRPE uses):
+    total = sum_i exp(-s_i) * L_i + s_i, with one s_i = log sigma_i^2 per term, starting at 0 (the plain sum).
+    A term whose s_i grows is down-weighted; the + s_i keeps it from growing for free."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.log_vars = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in names})
+
+    def forward(self, terms):
+        unknown = set(terms) - set(self.log_vars)
+        if unknown:
+            raise KeyError(f'no learned weight for loss terms {sorted(unknown)}')
+        return sum(torch.exp(-self.log_vars[k]) * v + self.log_vars[k] for k, v in terms.items())
+
+    def weights(self):
+        """{term: exp(-s_i)}, for the log."""
+        return {k: float(torch.exp(-v.detach())) for k, v in self.log_vars.items()}

@@ -104,6 +104,25 @@ def evaluate_3dpw(pred_mesh, gt_mesh, h36m_regressor, smpl_pelvis_regressor):
     }
 
 
+def evaluate_h36m(pred_mesh, gt_joints, h36m_regressor):
+    """Human3.6M protocol 2 (I2L-MeshNet / 3DCrowdNet), per sample, in mm: predicted joints = H36M regressor
+    . mesh; both sets root-relative at their H36M Pelvis; MPJPE and PA-MPJPE over the Eval-14 joints.
+
+    pred_mesh [B,V,3] (m); gt_joints [B,17,3] (H36M17 order, m, any translation); h36m_regressor [17,V].
+    """
+    pred, _ = _as_tensor(pred_mesh)
+    gt, _ = _as_tensor(gt_joints)
+    J, _ = _as_tensor(h36m_regressor)
+    gt, J = gt.to(pred.device), J.to(pred.device)
+    if gt.ndim != 3 or tuple(gt.shape[1:]) != (len(H36M17), 3):
+        raise ValueError(f'evaluate_h36m: gt_joints must be [B,{len(H36M17)},3], got {tuple(gt.shape)}')
+    root, eval14 = H36M17.root_idx, torch.as_tensor(H36M_EVAL14, device=pred.device)
+    pj = torch.einsum('jv,bvc->bjc', J, pred)
+    pj, gj = (pj - pj[:, root:root + 1])[:, eval14], (gt - gt[:, root:root + 1])[:, eval14]
+    return {'mpjpe': _mean_l2(pj, gj).mul(1000).cpu().numpy(),
+            'pa_mpjpe': _mean_l2(procrustes_align(pj, gj), gj).mul(1000).cpu().numpy()}
+
+
 class MetricAccumulator:
     """Collects per-sample metric values over a test loop; summary() is the plain mean over all
     samples (not a mean of batch means, which would weight a short last batch wrongly)."""

@@ -17,11 +17,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from common.errors import UserError
 from common.registry import DATASETS, closest
 from common.utils import preprocessing as pre
-from common.utils.joint_sets import H36M17, mapping_indices
+from common.utils.joint_sets import H36M17, SMPL30, map_joints, mapping_indices
+from common.utils.metrics import evaluate_h36m
 from data.dataset import BaseDataset, Record
 from data.scenes import Person, Scene, camera_of, load_json, problem, smpl_of
 
@@ -193,8 +195,21 @@ class Human36M(BaseDataset):
         scene = Scene(img['file_name'], W, H, [person] if person is not None else [], key)
         joints_2d = np.concatenate([proj, (j3d[:, 2:] > 0)], 1).astype(np.float32)
         rec = Record(image_dir(self.root) / img['file_name'], (H, W), bbox, tight, H36M17, joints_2d,
-                     j3d.astype(np.float32), person, scene=scene, image_rel=img['file_name'], key=key)
+                     j3d.astype(np.float32), person, scene=scene, image_rel=img['file_name'], key=key,
+                     ann_id=int(anns[img['id']].get('id', img['id'])))
         return rec
 
     def fit_is_valid(self, rec, verts, gt_rel):
         return h36m_fit_is_valid(self, rec, verts, gt_rel)
+
+    def get_sample(self, rec, rng):
+        """Training samples as every 3D set; test samples: the crop with the GT 2D pose as input (the released
+        protocol has no detections for H36M) and the GT joints as target."""
+        if self.train:
+            return super().get_sample(rec, rng)
+        inputs, meta = self.test_inputs(rec, map_joints(rec.joints_2d, H36M17, SMPL30), 0.0)
+        return inputs, {'joints_h36m': torch.from_numpy(rec.joints_3d.astype(np.float32))}, meta
+
+    def evaluate(self, out, targets):
+        """Protocol 2: MPJPE and PA-MPJPE (mm) of the H36M-regressed predicted joints, Eval-14, root-relative."""
+        return evaluate_h36m(out['mesh_cam'], targets['joints_h36m'], self.body().h36m_regressor)

@@ -81,6 +81,16 @@ SUBSETS = {
 INPUT_CONF_THR = 0.05
 
 
+OCCLUSION_LEVELS = ('0-33%', '33-67%', '67-100%')
+
+
+def occlusion_level(fraction):
+    """The third of [0, 1] a hidden fraction falls in ('' when unknown)."""
+    if not np.isfinite(fraction):
+        return ''
+    return OCCLUSION_LEVELS[min(int(fraction * 3), 2)]
+
+
 def frame_index(file_name):
     digits = ''.join(c for c in Path(file_name).stem if c.isdigit())
     return int(digits) if digits else -1
@@ -167,7 +177,7 @@ class PW3D(BaseDataset):
         if bbox is None:
             bbox = pre.process_bbox(tight, W, H, train=False)
         return Record(path, (H, W), bbox, tight, SMPL30, pose, None, person, scene=scene, image_rel=scene.image,
-                      key=f'ann {ann["id"]}', ann_id=ann['id'])
+                      key=f'ann {ann["id"]}', ann_id=ann['id'], occlusion=float(ann.get('occlusion', np.nan)))
 
     def input_pose(self, ann):
         """Detected 2D pose in SMPL-30 (x, y, conf): HigherHRNet for 3DPW-Crowd when available, else OpenPose."""
@@ -180,26 +190,25 @@ class PW3D(BaseDataset):
     def get_sample(self, rec, rng):
         if self.train:
             return super().get_sample(rec, rng)
-        S, G = self.size, self.hm
-        img = pre.load_img(rec.img_path)
-        patch, img2bb, bb2img = pre.generate_patch_image(img, rec.bbox, 1.0, 0.0, False, (S, S))
-        joints = np.zeros((30, 3), np.float32)
-        joints[:, :2] = pre.crop_to_grid(pre.transform_joints_2d(rec.joints_2d[:, :2], img2bb), (S, S), (G, G))
-        joints[:, 2] = rec.joints_2d[:, 2]
-        mask = pre.truncation_mask(joints, rec.joints_2d[:, 2] > INPUT_CONF_THR, (G, G))
+        inputs, meta = self.test_inputs(rec, rec.joints_2d, INPUT_CONF_THR)
         p = rec.person
         mesh, _ = self.smpl_mesh(p.pose, p.shape, p.trans, p.gender)
-        inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
-                  'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask)}
-        if self.cfg.edge.type == 'smpl_overlap':
-            inputs['edge'] = torch.from_numpy(self.overlap_edge(rec, img2bb, False, rec.img_shape[1]))[None]
-        meta = {'bb2img_trans': bb2img, 'img2bb_trans': img2bb, 'bbox': np.float32(rec.bbox),
-                'tight_bbox': rec.tight_bbox, 'ann_id': np.int64(rec.ann_id)}
-        return inputs, {'mesh_cam': torch.from_numpy(mesh.astype(np.float32))}, \
-            {k: torch.as_tensor(v) for k, v in meta.items()}
+        meta['num_people'] = torch.as_tensor(np.int64(len(rec.scene.people) if rec.scene else 1))
+        meta['occlusion'] = torch.as_tensor(np.float32(rec.occlusion))
+        return inputs, {'mesh_cam': torch.from_numpy(mesh.astype(np.float32))}, meta
 
-    def evaluate(self, pred_mesh, gt_mesh):
+    def evaluate(self, out, targets):
         """Per-sample MPJPE, PA-MPJPE (H36M regressor, Eval-14, root = H36M pelvis) and MPVPE (root = SMPL
         pelvis), in mm."""
         body = self.body()
-        return evaluate_3dpw(pred_mesh, gt_mesh, body.h36m_regressor, body.joint_regressor[SMPL30.root_idx])
+        return evaluate_3dpw(out['mesh_cam'], targets['mesh_cam'], body.h36m_regressor,
+                             body.joint_regressor[SMPL30.root_idx])
+
+    def groups(self, meta):
+        """Per-sample labels: people in the image, and (when recorded) the occlusion level, by thirds of the
+        fraction of the person that other people hide."""
+        out = {'people': [str(int(n)) for n in meta['num_people']]}
+        occ = meta['occlusion'].numpy()
+        if np.isfinite(occ).any():
+            out['occlusion'] = [occlusion_level(o) for o in occ]
+        return out

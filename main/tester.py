@@ -1,0 +1,100 @@
+"""Evaluation loop (test.py, and validation during training): run a model over a test set, collect per-sample
+metrics and predictions, summarise them overall and by group (occlusion level, people per image).
+
+A test set provides `evaluate(out, targets) -> {metric: per-sample values (mm)}` and may provide
+`groups(meta) -> {group: per-sample labels}` (PW3D/Synthetic: people per image, and the occlusion level when
+the annotations record each person's hidden fraction).
+"""
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common.utils.io import atomic_np_save, atomic_write_text
+from common.utils.metrics import MetricAccumulator
+
+PREDICTIONS = ('pose', 'shape', 'cam_trans')
+
+
+@dataclass
+class EvalResult:
+    name: str
+    summary: dict                               # {metric: mean over all samples}
+    groups: dict = field(default_factory=dict)  # {group: {label: {metric: mean, 'count': n}}}
+    samples: dict = field(default_factory=dict)  # {key: [N,...] array}: ann_id, metrics, predictions, bbox
+
+    @property
+    def count(self):
+        return len(self.samples.get('ann_id', ()))
+
+    def line(self):
+        return ', '.join(f'{k.upper()} {v:.2f} mm' for k, v in self.summary.items()) + f' ({self.count} samples)'
+
+    def table(self):
+        """The metrics as a plain-text table: overall, then each group's labels."""
+        metrics = list(self.summary)
+        rows = [('all', self.summary, self.count)]
+        for g, labels in self.groups.items():
+            rows += [(f'{g} {lab}', vals, vals['count']) for lab, vals in labels.items()]
+        w = max(len(r[0]) for r in rows) + 2
+        head = f'{self.name:<{w}}' + ''.join(f'{m.upper():>11}' for m in metrics) + f'{"samples":>9}'
+        lines = [head, '-' * len(head)]
+        for label, vals, n in rows:
+            lines.append(f'{label:<{w}}' + ''.join(f'{vals[m]:>11.2f}' for m in metrics) + f'{n:>9d}')
+        return '\n'.join(lines)
+
+    def to_json(self):
+        return {'name': self.name, 'summary': self.summary, 'groups': self.groups, 'count': self.count}
+
+    def save(self, result_dir, stem):
+        """result/<stem>.json (metrics) and result/<stem>.npz (per-sample metrics and predictions), atomically."""
+        atomic_write_text(result_dir / f'{stem}.json', json.dumps(self.to_json(), indent=1))
+        atomic_np_save(result_dir / f'{stem}.npz', **self.samples)
+
+
+def group_summary(values, labels):
+    """{label: {metric: mean, 'count': n}} for each distinct label (sorted; unlabelled samples skipped)."""
+    out = {}
+    for lab in sorted(set(labels) - {''}, key=_label_key):
+        sel = np.asarray([x == lab for x in labels])
+        out[lab] = {k: float(v[sel].mean()) for k, v in values.items()}
+        out[lab]['count'] = int(sel.sum())
+    return out
+
+
+def _label_key(label):
+    digits = ''.join(c for c in label.split('-')[0] if c.isdigit())
+    return (int(digits) if digits else 0, label)
+
+
+@torch.no_grad()
+def evaluate(model, dataset, cfg, device, name=None, progress=True):
+    """Run `model` (eval mode, restored afterwards) over `dataset`; returns an EvalResult."""
+    from main.trainer import amp_context, make_loader, to_device
+    loader = make_loader(dataset, cfg, cfg.test.batch_size, device)
+    acc, preds, labels = MetricAccumulator(), {k: [] for k in PREDICTIONS + ('ann_id', 'bbox')}, {}
+    was_training = model.training
+    model.eval()
+    try:
+        for inputs, targets, meta in tqdm(loader, desc=f'test {dataset.name}', dynamic_ncols=True,
+                                          disable=not progress):
+            with amp_context(cfg.train.amp, device):
+                out = model(to_device(inputs, device), mode='test')
+            out = {k: v.float().cpu() for k, v in out.items()}
+            acc.add(dataset.evaluate(out, targets))
+            for k in PREDICTIONS:
+                preds[k].append(out[k].numpy())
+            preds['ann_id'].append(meta['ann_id'].numpy())
+            preds['bbox'].append(meta['bbox'].numpy() if 'bbox' in meta else np.zeros((len(meta['ann_id']), 4)))
+            for g, labs in (dataset.groups(meta) if hasattr(dataset, 'groups') else {}).items():
+                labels.setdefault(g, []).extend(labs)
+    finally:
+        model.train(was_training)
+    values = acc.per_sample()
+    samples = {k: np.concatenate(v) for k, v in preds.items()}
+    samples.update(values)
+    groups = {g: group_summary(values, labs) for g, labs in labels.items()}
+    groups = {g: v for g, v in groups.items() if v}
+    return EvalResult(name or dataset.name, acc.summary(), groups, samples)

@@ -1,0 +1,35 @@
+"""Run by tests/test_training.py under torchrun (and alone): trains a tiny model with the Trainer and saves
+this rank's parameters to <out>/rank<r>.pt, so the test can compare ranks and world sizes.
+
+    python -m torch.distributed.run --nproc-per-node 2 tests/ddp_train.py OUT key=value ...
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from data.dataset import build_train_dataset  # noqa: E402
+from main.config import load_config  # noqa: E402
+from main.trainer import Trainer, init_process, unwrap  # noqa: E402
+
+
+def main():
+    out, overrides = Path(sys.argv[1]), sys.argv[2:]
+    rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+    device = init_process(rank, world)
+    cfg = load_config('assets/yaml/tiny_cpu.yml', overrides)
+    torch.manual_seed(cfg.train.seed)
+    exp = out / 'exp'
+    (exp / 'checkpoint').mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, exp, build_train_dataset(cfg), device, rank, world)
+    if rank == 0:
+        torch.save({k: v.detach().clone() for k, v in unwrap(trainer.model).named_parameters()}, out / 'init.pt')
+    trainer.train()
+    torch.save({k: v.detach().clone() for k, v in unwrap(trainer.model).named_parameters()}, out / f'rank{rank}.pt')
+
+
+if __name__ == '__main__':
+    main()
