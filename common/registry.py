@@ -1,5 +1,10 @@
-"""One registry per kind of plug-in (backbones, edges, distillation losses, datasets)."""
+"""One registry per kind of plug-in (backbones, edges, distillation losses, datasets).
+
+A plug-in registers itself when its module is imported; `get` imports that module on first use (the
+registry's `locate(name)` says which), so no caller has to import plug-ins it does not use.
+"""
 import difflib
+import importlib
 
 from common.errors import UserError
 
@@ -18,9 +23,20 @@ class UnknownName(UserError, KeyError):
 
 
 class Registry:
-    def __init__(self, kind):
+    def __init__(self, kind, locate=None):
         self.kind = kind
         self._items = {}
+        self._locate = locate
+
+    def _import(self, name):
+        module = self._locate(name) if self._locate and isinstance(name, str) else None
+        if not module:
+            return
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if not module.startswith(str(e.name)):  # a missing dependency, not a missing plug-in
+                raise
 
     def register(self, name=None):
         def deco(obj):
@@ -33,6 +49,8 @@ class Registry:
 
     def get(self, name):
         if name not in self._items:
+            self._import(name)
+        if name not in self._items:
             raise UnknownName(f'unknown {self.kind} {name!r}{closest(name, self._items)}; '
                               f'known: {", ".join(sorted(self._items))}')
         return self._items[name]
@@ -41,13 +59,15 @@ class Registry:
         return self.get(name)(*args, **kwargs)
 
     def __contains__(self, name):
+        if name not in self._items:
+            self._import(name)
         return name in self._items
 
     def names(self):
         return sorted(self._items)
 
 
-BACKBONES = Registry('backbone')
-EDGES = Registry('edge')
-DISTILL_LOSSES = Registry('distillation loss')
-DATASETS = Registry('dataset')
+BACKBONES = Registry('backbone', lambda n: 'common.nets.hrnet' if n.startswith('hrnet') else 'common.nets.resnet')
+EDGES = Registry('edge', lambda n: f'common.edges.{n}' if n.isidentifier() else None)
+DISTILL_LOSSES = Registry('distillation loss', lambda n: 'common.nets.distill')
+DATASETS = Registry('dataset', lambda n: f'data.{n}.{n}' if n.isidentifier() else None)

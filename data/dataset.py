@@ -14,7 +14,6 @@ S = model.input_size, G = S/4 the heatmap grid):
            is_valid_fit [1]; is_3D [1]
 The test sample of 3DPW is documented in data/PW3D/PW3D.py.
 """
-import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,13 +43,7 @@ def dataset_root(cfg, name):
 
 
 def get_dataset_class(name):
-    """data/<Name>/<Name>.py registers <Name>; import it on first use."""
-    if name not in DATASETS:
-        try:
-            importlib.import_module(f'data.{name}.{name}')
-        except ModuleNotFoundError as e:
-            if e.name not in (f'data.{name}', f'data.{name}.{name}'):
-                raise
+    """The loader class of data/<Name>/<Name>.py (imported on first use)."""
     return DATASETS.get(name)
 
 

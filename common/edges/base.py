@@ -10,8 +10,6 @@ Each kind lives in common/edges/<type>.py and registers a factory `EDGES.registe
   inputs['edge']; the model then only reads it.
 The model holds estimators through `common.nets.frozen.Frozen`: never trained, never in a checkpoint.
 """
-import importlib
-
 import numpy as np
 import torch
 import torch.nn as nn
@@ -44,10 +42,8 @@ class EdgeEstimator(nn.Module):
 
 
 def build_edge(edge_cfg):
-    """The estimator of edge_cfg.type (a student edge), importing common/edges/<type>.py on first use."""
+    """The estimator of edge_cfg.type (a student edge; its module common/edges/<type>.py is imported on first use)."""
     name = edge_cfg.type
     if name not in STUDENT_EDGES:
         raise UserError(f'edge.type {name!r} is not a student edge; one of {STUDENT_EDGES}{closest(name, STUDENT_EDGES)}')
-    if name not in EDGES:
-        importlib.import_module(f'common.edges.{name}')
     return EDGES.build(name, edge_cfg)
