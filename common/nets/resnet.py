@@ -8,16 +8,11 @@ Call convention (3DCrowdNet): `backbone(img)` runs the stem only and returns [B,
 stages (c1, c2, c3, c4) with 256/512/1024/2048 channels (64/128/256/512 for ResNet-18/34) at strides
 4/8/16/32 of the image.
 """
-import os
-import pickle
-import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
-import torch
 import torch.nn as nn
 
 from common.errors import UserError
+from common.nets.pretrained import load_backbone_state
 from common.registry import BACKBONES
 
 
@@ -79,87 +74,6 @@ RESNET_SPECS = {
     152: (Bottleneck, (3, 8, 36, 3)),
 }
 
-_WRAPPER_KEYS = ('network', 'state_dict', 'model')
-_PREFIXES = ('module.', 'backbone.')
-
-
-@dataclass
-class LoadSummary:
-    """What `ResNet.load_pretrained` did; `missing`/`unexpected` deserve a look in the log."""
-    loaded: list = field(default_factory=list)
-    missing: list = field(default_factory=list)
-    unexpected: list = field(default_factory=list)
-    ignored: list = field(default_factory=list)      # fc.* of classification checkpoints
-    inflated_conv1: bool = False
-    source: str = '<state_dict>'
-
-    def __str__(self):
-        s = (f'{self.source}: loaded {len(self.loaded)} tensors, {len(self.missing)} missing, '
-             f'{len(self.unexpected)} unexpected')
-        if self.inflated_conv1:
-            s += ', conv1 inflated from 3 input channels'
-        if self.missing:
-            s += f'; missing e.g. {self.missing[:3]}'
-        if self.unexpected:
-            s += f'; unexpected e.g. {self.unexpected[:3]}'
-        return s
-
-
-def read_checkpoint(path, what='checkpoint'):
-    """torch.load on CPU with a one-line UserError for a missing or unreadable file."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f'{what} file not found: {path} (check the path in your config)')
-
-    def corrupt(e):
-        return UserError(f'{what} file {path} is corrupt or not a torch checkpoint ({type(e).__name__}: '
-                         f'{str(e).splitlines()[0][:120]}); re-download or re-save it')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    except Exception as e:  # noqa: BLE001 - any other failure means an unreadable file
-        raise corrupt(e) from None
-    # Old checkpoints (python2-era SimpleBaseline, numpy scalars) need the full unpickler; it can run
-    # code from the file, which is acceptable only because the user named this file in their config.
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise corrupt(e) from None
-    warnings.warn(f'{path}: loaded with the full unpickler (not a weights-only checkpoint)')
-    return obj
-
-
-def unwrap_state_dict(obj, source='<state_dict>'):
-    """{'network': sd} / {'state_dict': sd} / {'model': sd} -> sd (nested wrappers too)."""
-    while isinstance(obj, Mapping) and not any(torch.is_tensor(v) for v in obj.values()):
-        inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            raise UserError(f'{source}: no state dict found (keys {sorted(obj)[:6]}); expected a state dict or '
-                            f'a dict with one of {_WRAPPER_KEYS}')
-        obj = inner
-    if not isinstance(obj, Mapping):
-        raise UserError(f'{source}: expected a state dict, got {type(obj).__name__}')
-    return obj
-
-
-def strip_prefixes(sd, prefixes=_PREFIXES):
-    """Drop 'module.' (DataParallel/DDP) and keep only 'backbone.*' when the checkpoint is a whole model."""
-    sd = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in sd.items()}
-    if 'backbone.' in prefixes and any(k.startswith('backbone.') for k in sd):
-        sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
-    return sd
-
-
-def inflate_conv1_weight(w, in_channels, std=1e-3):
-    """[O,3,k,k] RGB filters -> [O,in_channels,k,k]: RGB copied, extra channels N(0, std).
-
-    The small init keeps the inflated network's output ~equal to the RGB network's at first.
-    """
-    extra = torch.randn(w.shape[0], in_channels - w.shape[1], *w.shape[2:], dtype=w.dtype, device=w.device) * std
-    return torch.cat([w, extra], dim=1)
-
-
 class ResNet(nn.Module):
     def __init__(self, depth=50, in_channels=3):
         super().__init__()
@@ -219,41 +133,7 @@ class ResNet(nn.Module):
         only), fc.* is ignored, and a 3-channel conv1 is inflated when this model has more input channels.
         Returns a LoadSummary; a shape mismatch (other than that inflation) is a UserError.
         """
-        if isinstance(state_dict, (str, os.PathLike)):
-            source = source or os.fspath(state_dict)
-            state_dict = read_checkpoint(state_dict, 'backbone checkpoint')
-        source = source or '<state_dict>'
-        sd = strip_prefixes(unwrap_state_dict(state_dict, source))
-        summary = LoadSummary(source=source)
-        own = self.state_dict()
-        to_load = {}
-        for k, v in sd.items():
-            if k.startswith('fc.'):
-                summary.ignored.append(k)
-                continue
-            if k not in own:
-                summary.unexpected.append(k)
-                continue
-            if not torch.is_tensor(v):
-                raise UserError(f'{source}: entry {k} is not a tensor; is this a backbone checkpoint?')
-            if k == 'conv1.weight' and v.shape != own[k].shape:
-                if v.dim() == 4 and v.shape[1] == 3 and v.shape[0] == own[k].shape[0] and self.in_channels > 3 \
-                        and v.shape[2:] == own[k].shape[2:]:
-                    v = inflate_conv1_weight(v.to(own[k].dtype), self.in_channels)
-                    summary.inflated_conv1 = True
-                else:
-                    raise UserError(f'{source}: conv1.weight has shape {tuple(v.shape)} but the model expects '
-                                    f'{tuple(own[k].shape)} ({self.in_channels} input channels); use a checkpoint '
-                                    f'of the same mode (a 4-channel teacher/student checkpoint needs an edge input)')
-            elif v.shape != own[k].shape:
-                raise UserError(f'{source}: {k} has shape {tuple(v.shape)} but ResNet-{self.depth} expects '
-                                f'{tuple(own[k].shape)}; check model.backbone matches the checkpoint')
-            to_load[k] = v
-        # Old checkpoints predate num_batches_tracked; its absence is harmless.
-        summary.missing = [k for k in own if k not in to_load and not k.endswith('num_batches_tracked')]
-        summary.loaded = sorted(to_load)
-        self.load_state_dict(to_load, strict=False)
-        return summary
+        return load_backbone_state(self, state_dict, source, f'ResNet-{self.depth}', ('fc.',))
 
 
 def _factory(depth):

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.errors import UserError
-from common.nets.resnet import read_checkpoint, unwrap_state_dict
+from common.nets.pretrained import read_checkpoint, unwrap_state_dict
 from common.utils.transforms import matrix_to_axis_angle, rot6d_to_matrix
 
 NUM_BODY_JOINTS = 21
