@@ -87,6 +87,7 @@ class TrainConfig:
     end_epoch: int = 20
     amp: bool = False
     grad_clip: float = 0.0         # 0 = off
+    root_loss: str = 'matrix'      # matrix: L1 on the root's rotation matrix | axis_angle: in smpl_pose (the reference)
     seed: int = 0
     print_freq: int = 20
     max_iters: int = 0             # 0 = full epochs; >0 caps iterations per epoch (smoke runs)
@@ -250,6 +251,7 @@ def validate(cfg):
     must(cfg.edge.overlap_source in ('render', 'file'), 'edge.overlap_source must be render or file')
     must(cfg.edge.overlap_method in ('geometric', 'canny'), 'edge.overlap_method must be geometric or canny')
     must(cfg.edge.canny_impl in ('kornia', 'opencv'), 'edge.canny_impl must be kornia or opencv')
+    must(cfg.train.root_loss in ('matrix', 'axis_angle'), 'train.root_loss must be matrix or axis_angle')
     must(cfg.distill.loss_weighting in ('fixed', 'uncertainty'), 'distill.loss_weighting must be fixed or uncertainty')
     from common.nets.distill import DISTILL_LOSS_NAMES
     must(cfg.distill.loss in DISTILL_LOSS_NAMES, f'distill.loss {cfg.distill.loss!r} is not one of '

@@ -30,18 +30,27 @@ from common.nets.distill import build_distill_loss
 from common.nets.frozen import Frozen
 from common.nets.loss import CoordLoss, ParamLoss, UncertaintyWeighting
 from common.nets.module import Pose2Feat, PositionNet, RotationNet, render_gaussian_heatmaps
-from common.nets.vposer import IDENTITY_6D, VPoserDecoder, load_vposer_v1, rot6d_pose
+from common.nets.vposer import VPoserDecoder, load_vposer_v1, rot6d_pose
 from common.registry import BACKBONES
 from common.utils.joint_sets import GRAPH15, SMPL30
 from common.utils.smpl import get_body_model
-from common.utils.transforms import project_points, rot6d_to_axis_angle
+from common.utils.transforms import axis_angle_to_matrix, matrix_to_axis_angle, project_points, rot6d_to_matrix
 
 # Graph-15 joints as a subset of SMPL-30 (the PositionNet targets)
 GRAPH15_IN_SMPL30 = torch.tensor([SMPL30.index(n) for n in GRAPH15.joints])
 
 
+# The root's 6D offset: Rx(pi), a person upright in the y-down camera, facing it (the usual case; SPIN likewise
+# starts from the mean orientation). From the identity (upside down), the matrix loss of an upright target would
+# start at its antipode, where its gradient vanishes.
+UPRIGHT_6D = (1.0, 0.0, 0.0, -1.0, 0.0, 0.0)
+
 TASK_TERMS = ('body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'body_joint_proj', 'body_joint_cam',
               'smpl_joint_cam')
+
+
+def task_terms(cfg):
+    return (('smpl_root',) if cfg.train.root_loss == 'matrix' else ()) + TASK_TERMS
 
 
 class Model(nn.Module):
@@ -75,7 +84,7 @@ class Model(nn.Module):
         # learned parts of the loss (gc blocks, loss weights) are ordinary submodules: optimised and saved
         self.distill_loss = build_distill_loss(cfg.distill, self.backbone.out_channels) if student else None
         self.teacher = None
-        terms = TASK_TERMS + tuple(self.distill_loss.term_names() if self.distill_loss is not None else ())
+        terms = task_terms(cfg) + tuple(self.distill_loss.term_names() if self.distill_loss is not None else ())
         self.loss_weighting = UncertaintyWeighting(terms) if cfg.distill.loss_weighting == 'uncertainty' else None
         self.init_weights()
         if teacher is not None:
@@ -128,8 +137,10 @@ class Model(nn.Module):
     def head(self, feat):
         joint_img, joint_score = self.position_net(feat)
         root6d, pose_code, shape, cam = self.rotation_net(feat, joint_img, joint_score)
-        # 6D outputs start near zero (head init): offset by the identity so Gram-Schmidt is well-conditioned
-        root_pose = rot6d_to_axis_angle(root6d + root6d.new_tensor(IDENTITY_6D))
+        # 6D outputs start near zero (head init): offset so Gram-Schmidt is well-conditioned and the first
+        # prediction is a person standing upright, facing the camera
+        root_matrix = rot6d_to_matrix(root6d + root6d.new_tensor(UPRIGHT_6D))
+        root_pose = matrix_to_axis_angle(root_matrix)
         if self.cfg.model.pose_head == 'vposer':
             body_pose = self.vposer(pose_code)
         else:
@@ -137,7 +148,7 @@ class Model(nn.Module):
         hands = body_pose.new_zeros(body_pose.shape[0], 6)
         pose = torch.cat([root_pose, body_pose, hands], dim=1)
         cam_trans = torch.cat([cam[:, :2], self.camera_k * torch.sigmoid(cam[:, 2:])], dim=1)
-        return joint_img, joint_score, pose, shape, cam_trans
+        return joint_img, joint_score, pose, shape, cam_trans, root_matrix
 
     def get_coord(self, pose, shape, cam_trans):
         # smplx runs in float32 under autocast (LBS in bf16 loses millimetres)
@@ -154,10 +165,10 @@ class Model(nn.Module):
         edge = self.edge_channel(inputs) if self.cfg.in_channels == 4 else None
         heatmaps = self.heatmaps(inputs)
         feats = self.features(self.stem_input(inputs['img'], edge), heatmaps)
-        joint_img, joint_score, pose, shape, cam_trans = self.head(feats[-1])
+        joint_img, joint_score, pose, shape, cam_trans, root_matrix = self.head(feats[-1])
         mesh_render, joint_cam, mesh_cam, joint_proj = self.get_coord(pose, shape, cam_trans)
         if mode == 'train':
-            terms = {k: v.mean() for k, v in self.losses(joint_img, pose, shape, joint_cam, joint_proj,
+            terms = {k: v.mean() for k, v in self.losses(joint_img, pose, root_matrix, shape, joint_cam, joint_proj,
                                                          targets, meta).items()}
             if self.distill_loss is not None:
                 terms.update(self.distill_loss(feats, self.teacher_features(inputs, heatmaps)))
@@ -181,17 +192,29 @@ class Model(nn.Module):
         with torch.no_grad():
             return self.teacher.module.features(x, heatmaps)
 
-    def losses(self, joint_img, pose, shape, joint_cam, joint_proj, targets, meta):
+    def losses(self, joint_img, pose, root_matrix, shape, joint_cam, joint_proj, targets, meta):
         """The seven L1 terms of 3DCrowdNet, un-reduced (forward takes each term's mean: masked elements
-        count in the denominator, as in the reference, so the published weights carry over)."""
+        count in the denominator, as in the reference, so the published weights carry over). With
+        train.root_loss=matrix the root rotation is compared as a rotation matrix ('smpl_root'), the 23 other
+        joints' axis-angles in 'smpl_pose'; with axis_angle all 72 values in 'smpl_pose', as the reference."""
         idx, r = self.graph15_idx, self.hm_size / self.feat_size
         is_3d, valid_fit = meta['is_3D'].view(-1, 1, 1), meta['is_valid_fit'].view(-1, 1, 1)
-        return {
+        pose_valid = meta['fit_param_valid'] * valid_fit[:, 0]
+        if self.cfg.train.root_loss == 'matrix':
+            # upright people in a y-down camera have a root rotation of angle ~pi, where axis-angle flips between
+            # +axis and -axis for nearly equal rotations: an L1 on it chases inconsistent targets
+            root_gt = axis_angle_to_matrix(targets['pose_param'][:, :3].float())
+            root = {'smpl_root': self.param_loss(root_matrix.flatten(1), root_gt.flatten(1),
+                                                 pose_valid[:, :1])}
+            pose, pose_gt, pose_valid = pose[:, 3:], targets['pose_param'][:, 3:], pose_valid[:, 3:]
+        else:
+            root, pose_gt = {}, targets['pose_param']
+        return {**root,
             'body_joint_img': self.coord_loss(joint_img * r, targets['orig_joint_img'][:, idx],
                                               meta['orig_joint_trunc'][:, idx], is_3d) / r,
             'smpl_joint_img': self.coord_loss(joint_img * r, targets['fit_joint_img'][:, idx],
                                               meta['fit_joint_trunc'][:, idx] * valid_fit) / r,
-            'smpl_pose': self.param_loss(pose, targets['pose_param'], meta['fit_param_valid'] * valid_fit[:, 0]),
+            'smpl_pose': self.param_loss(pose, pose_gt, pose_valid),
             'smpl_shape': self.param_loss(shape, targets['shape_param'], valid_fit[:, 0]),
             'body_joint_proj': self.coord_loss(joint_proj, targets['orig_joint_img'][:, :, :2],
                                                meta['orig_joint_trunc']) / r,

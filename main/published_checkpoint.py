@@ -17,7 +17,7 @@ What maps where (published key after 'module.'  ->  ours):
 |   .fcbn_list.<j>.0.weight [out,in] / .bias                  |   .weight[j] [in,out] / .bias[j]                 |
 |   .fcbn_list.<j>.1.{weight,bias,running_mean,running_var}   |   .bn.* (the 15 vertices concatenated)           |
 |   .fcbn_list.<j>.1.num_batches_tracked                      |   .bn.num_batches_tracked (vertex 0's)           |
-| rotation_net.root_pose_out.0.*                              | rotation_net.hidden2root.* (bias - identity 6D)  |
+| rotation_net.root_pose_out.0.*                              | rotation_net.hidden2root.* (bias - upright 6D)   |
 | rotation_net.pose_out.0.*                                   | rotation_net.hidden2pose.* (VPoser code, 32)     |
 | rotation_net.shape_out.0.* / cam_out.0.*                    | rotation_net.hidden2shape.* / hidden2cam.*       |
 | vposer.vposer.bodyprior_dec_{fc1,fc2,out}.*                 | vposer.bodyprior_dec_*.*                         |
@@ -33,9 +33,9 @@ What maps where (published key after 'module.'  ->  ours):
 | 'optimizer' (and 'epoch')                                   | dropped (other parameter groups; the published   |
 |                                                             |   code never restored it either) ('epoch' kept)  |
 
-Why the root bias moves: our head adds the identity's 6D to the root output before Gram-Schmidt (so a freshly
-initialised head starts at the rest pose); the published head does not, so the same function needs
-bias - (1,0,0,1,0,0). The rotation graph keeps GraphConvBlock's own conversion of the per-vertex layout.
+Why the root bias moves: our head adds the upright orientation's 6D (Rx(pi), main.model.UPRIGHT_6D) to the root
+output before Gram-Schmidt (so a freshly initialised head starts at a person standing upright); the published
+head does not, so the same function needs bias - (1,0,0,-1,0,0). The rotation graph keeps GraphConvBlock's own conversion of the per-vertex layout.
 
 The config is inferred from the weights:
   model.backbone     resnet<depth>: blocks per stage of backbone.layer1..4 (and conv3: Bottleneck)
@@ -60,7 +60,7 @@ import torch
 
 from common.errors import UserError
 from common.nets.module import RotationNet
-from common.nets.vposer import IDENTITY_6D
+from main.model import UPRIGHT_6D
 
 log = logging.getLogger('sefd')
 
@@ -128,7 +128,7 @@ def convert_rotation_net(sd, path):
         renamed[k] = v
     if 'hidden2root.bias' not in renamed or 'graph_block.0.fcbn_list.0.0.weight' not in renamed:
         raise UserError(f'{path}: its rotation_net has no root_pose_out / graph_block weights; not a 3DCrowdNet model')
-    renamed['hidden2root.bias'] = renamed['hidden2root.bias'] - renamed['hidden2root.bias'].new_tensor(IDENTITY_6D)
+    renamed['hidden2root.bias'] = renamed['hidden2root.bias'] - renamed['hidden2root.bias'].new_tensor(UPRIGHT_6D)
     in_ch = renamed['graph_block.0.fcbn_list.0.0.weight'].shape[1] - 4
     net = RotationNet(num_joints=GRAPH_JOINTS, in_ch=in_ch, pose_out=renamed['hidden2pose.weight'].shape[0])
     try:

@@ -1,4 +1,5 @@
 """The baseline model on CPU: outputs, 4-channel input, overfitting a few samples, the training loop."""
+import math
 import subprocess
 import sys
 
@@ -27,7 +28,7 @@ def test_outputs_and_losses(body):
     model = Model(cfg, body)
     inputs, targets, meta = make_batch(body, 2, 64)
     total, losses = model(inputs, targets, meta, 'train')
-    assert set(losses) == {'body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'body_joint_proj',
+    assert set(losses) == {'smpl_root', 'body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'body_joint_proj',
                            'body_joint_cam', 'smpl_joint_cam'}
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
     torch.testing.assert_close(total, sum(losses.values()))
@@ -52,7 +53,8 @@ def test_four_channel_input(body):
 
 
 def test_overfit_few_samples(body):
-    """The baseline fits 4 fixed samples: total loss falls >= 10x and the mesh error falls with it."""
+    """The baseline fits 4 fixed samples: total loss falls >= 10x and the mesh error at least halves (the
+    upright root offset already puts the untrained mesh near the target orientation, ~180 mm MPVPE)."""
     torch.manual_seed(0)
     cfg = load_config(None, TINY + ['model.input_size=128', 'train.lr=1e-3', 'train.lr_backbone=1e-3'])
     model = Model(cfg, body)
@@ -80,7 +82,32 @@ def test_overfit_few_samples(body):
     last = total.item()
     mpvpe1 = eval_mpvpe()
     assert last < first / 10, (first, last)
-    assert mpvpe1 < mpvpe0 / 5, (mpvpe0, mpvpe1)
+    assert mpvpe1 < mpvpe0 / 2, (mpvpe0, mpvpe1)
+
+
+@pytest.mark.parametrize('root_loss', ['matrix', 'axis_angle'])
+def test_root_loss_near_pi(body, root_loss):
+    """An upright person's root rotation has angle ~pi, where axis-angle jumps between +axis and -axis for
+    nearly equal rotations: the matrix loss sees two rotations 0.02 rad apart as close, the reference's
+    axis-angle L1 as ~2 pi apart."""
+    from common.utils.transforms import axis_angle_to_matrix
+    cfg = load_config(None, TINY + ['model.input_size=64', f'train.root_loss={root_loss}'])
+    model = Model(cfg, body)
+    inputs, targets, meta = make_batch(body, 1, 64)
+    eps = 0.01
+    pred_aa = torch.tensor([[math.pi - eps, 0.0, 0.0]])            # about +x
+    targets['pose_param'] = torch.zeros(1, 72)
+    targets['pose_param'][0, :3] = torch.tensor([-(math.pi - eps), 0.0, 0.0])   # about -x: 2 eps away
+    pose = targets['pose_param'].clone()
+    pose[:, :3] = pred_aa
+    zeros = lambda *s: torch.zeros(*s)  # noqa: E731
+    losses = model.losses(zeros(1, 15, 3), pose, axis_angle_to_matrix(pred_aa), zeros(1, 10), zeros(1, 30, 3),
+                          zeros(1, 30, 2), targets, meta)
+    if root_loss == 'matrix':
+        assert losses['smpl_pose'].abs().max() == 0
+        assert 0 < losses['smpl_root'].sum() < 9 * 2 * eps
+    else:
+        assert 'smpl_root' not in losses and losses['smpl_pose'][0, 0] > 6
 
 
 def test_lr_schedule_keeps_group_ratio(body):
@@ -128,7 +155,7 @@ def test_nan_loss_is_reported(body, tmp_path):
     cfg = load_config(None, TINY + ['model.input_size=64', 'data.num_workers=0', 'train.batch_size=2'])
     tr = Trainer(cfg, tmp_path, BodySamples(cfg, length=4), torch.device('cpu'))
     inputs, targets, meta = make_batch(body, 2, 64)
-    targets['pose_param'][0, 0] = float('nan')
+    targets['pose_param'][0, 5] = float('nan')
     with pytest.raises(UserError, match='non-finite terms: smpl_pose'):
         tr.step(inputs, targets, meta)
 

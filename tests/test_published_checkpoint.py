@@ -26,7 +26,7 @@ from tool import convert_checkpoint
 VERTICES, S = 800, 64
 TINY = ['model.pose_head=vposer', 'model.vposer_ckpt=checkpoint']
 BODY = [f'model.procedural_vertices={VERTICES}']   # the body model is not in the weights
-IDENTITY_6D = torch.tensor([1.0, 0, 0, 1, 0, 0])   # published 6D layout: view(3, 2), columns a1, a2
+UPRIGHT_6D = torch.tensor([1.0, 0, 0, -1, 0, 0])   # our root offset, Rx(pi); published 6D layout: view(3, 2)
 
 
 def tiny_cfg(*extra):
@@ -97,8 +97,8 @@ def published_network(sd):
     for k, v in sd.items():
         if k.startswith('rotation_net.hidden2'):
             head, leaf = k.split('.')[1:]
-            shift = IDENTITY_6D if (head, leaf) == ('hidden2root', 'bias') else 0
-            net[f'rotation_net.{heads[head]}.{leaf}'] = v + shift   # the published root 6D has no identity offset
+            shift = UPRIGHT_6D if (head, leaf) == ('hidden2root', 'bias') else 0
+            net[f'rotation_net.{heads[head]}.{leaf}'] = v + shift   # the published root 6D has no offset
         elif k.startswith('rotation_net.graph_block') and k.endswith('.weight') and v.dim() == 3:
             p = k[:-len('weight')]                                    # one GraphConvBlock: weight [J, in, out]
             bn = {n: sd[f'{p}bn.{n}'] for n in ('weight', 'bias', 'running_mean', 'running_var')}
