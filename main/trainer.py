@@ -80,6 +80,9 @@ def set_lr(optimizer, epoch, cfg, global_step=None):
 
 
 # ---------------------------------------------------------------------------------------------- data order
+ORDER_KEY = 2 ** 32 - 1  # the "position" whose seed draws an epoch's order (never a sample's position)
+
+
 def sample_seed(seed, epoch, position):
     """The augmentation seed of the sample at `position` of epoch `epoch`'s global order."""
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1, np.uint64)[0] >> 1)
@@ -105,7 +108,7 @@ class EpochSampler(Sampler):
 
     def order(self):
         if self.shuffle:
-            g = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, -1 % 2 ** 32))
+            g = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, ORDER_KEY))
             perm = torch.randperm(self.n, generator=g)
         else:
             perm = torch.arange(self.n)
@@ -219,7 +222,8 @@ class Trainer:
         self.cfg, self.exp_dir, self.device, self.rank, self.world = cfg, Path(exp_dir), device, rank, world_size
         self.dataset, self.val_dataset = dataset, val_dataset
         self.ckpt_dir = self.exp_dir / 'checkpoint'
-        if cfg.model.pose_head == 'vposer' and cfg.model.vposer_ckpt == VPOSER_FROM_CHECKPOINT and resume is start is None:
+        if cfg.model.pose_head == 'vposer' and cfg.model.vposer_ckpt == VPOSER_FROM_CHECKPOINT \
+                and resume is None and start is None:
             raise UserError(f'model.vposer_ckpt={VPOSER_FROM_CHECKPOINT} takes the VPoser weights from a published '
                             f'snapshot: start from one (--continue --exp_dir <snapshot>) or give a VPoser v1 file')
         self.model = Model(cfg)
@@ -277,7 +281,7 @@ class Trainer:
         state = dict(ckpt['model'])
         conv1, own = state.get('backbone.conv1.weight'), self.model.backbone.conv1.weight
         if conv1 is not None and conv1.shape[1] == 3 and own.shape[1] > 3:
-            from common.nets.resnet import inflate_conv1_weight
+            from common.nets.pretrained import inflate_conv1_weight
             state['backbone.conv1.weight'] = inflate_conv1_weight(conv1, own.shape[1])
         load_model_state(self.model, state, path, allow_missing=LEARNED_LOSS_PARTS, allow_unexpected=LEARNED_LOSS_PARTS)
         log.info(f'started from the weights of {path} (epoch {ckpt.get("epoch", -1)})')

@@ -447,3 +447,30 @@ def test_missing_or_corrupt_images_are_skipped_and_counted_or_fatal(tmp_path):
         strict[0]
     with pytest.raises(UserError, match='000000000001.jpg.*no such file'):
         strict[3]
+
+
+def test_h36m_protocol2_evaluation(tmp_path):
+    """Test split: subjects 9 and 11, every 64th frame, camera 4; the GT 2D pose as input; MPJPE and PA-MPJPE of the
+    H36M-regressed mesh joints against the GT joints, root-relative, Eval-14 (recomputed here in numpy)."""
+    from common.utils.joint_sets import H36M_EVAL14
+    fixtures.write_h36m(tmp_path / 'Human36M', subject=9, frames=(0, 32, 64), cams=(1, 4))
+    cfg = load_config('assets/yaml/tiny_cpu.yml', [f'data.root={tmp_path}', 'data.test_set=Human36M'])
+    ds = get_dataset_class('Human36M')(cfg, 'test')
+    assert len(ds) == 2  # frames 0 and 64 of camera 4
+    inputs, targets, meta = ds[1]
+    rec = ds.records[1]
+    assert targets['joints_h36m'].shape == (17, 3) and int(meta['ann_id']) == rec.ann_id
+    # the input pose is the GT 2D pose (in the crop's grid)
+    G = cfg.model.input_size // 4
+    hip = pre.crop_to_grid(pre.transform_joints_2d(rec.joints_2d[H36M17.index('L_Hip'), None, :2],
+                                                   meta['img2bb_trans'].numpy()), (4 * G, 4 * G), (G, G))
+    np.testing.assert_allclose(inputs['joints'][SMPL30.index('L_Hip'), :2].numpy(), hip[0], atol=1e-4)
+    verts = ds.smpl_mesh(*ds.camera_frame_smpl(rec.person), 'neutral')[0]
+    shifted = torch.tensor(verts + [0.3, -0.2, 1.0], dtype=torch.float32)[None]   # translation does not matter
+    got = ds.evaluate({'mesh_cam': shifted}, {'joints_h36m': targets['joints_h36m'][None]})
+    pred = ds.body().h36m_regressor.numpy().astype(np.float64) @ verts
+    gt = targets['joints_h36m'].numpy().astype(np.float64)
+    pred, gt = (pred - pred[H36M17.root_idx])[list(H36M_EVAL14)], (gt - gt[H36M17.root_idx])[list(H36M_EVAL14)]
+    expected = np.linalg.norm(pred - gt, axis=1).mean() * 1000
+    assert got['mpjpe'][0] == pytest.approx(expected, rel=1e-4)
+    assert 0 <= got['pa_mpjpe'][0] <= got['mpjpe'][0]

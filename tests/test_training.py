@@ -30,12 +30,14 @@ def body():
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    """A tiny synthetic set: 6 training people (2 images) and 3 test people."""
+    """A tiny synthetic set: 6 training people (2 images), 3 test and 3 validation people."""
     root = tmp_path_factory.mktemp('data')
     images = root / 'Synthetic' / 'imageFiles'
     fixtures.write_pw3d(root / 'Synthetic', num_images=2, split='train', image_root=images, sequence='synth_train_00')
     fixtures.write_pw3d(root / 'Synthetic', num_images=1, split='test', image_root=images, sequence='synth_test_00',
                         seed=1)
+    fixtures.write_pw3d(root / 'Synthetic', num_images=1, split='validation', image_root=images,
+                        sequence='synth_val_00', seed=2)
     return root
 
 
@@ -239,7 +241,11 @@ def test_teacher_student_test_chain(data_root, tmp_path):
     from main import train as train_script
     common = ['--cfg', 'assets/yaml/tiny_cpu.yml', f'data.root={data_root}', f'output_dir={tmp_path}',
               'train.batch_size=2', 'train.max_iters=2', 'train.vis_every=1', 'data.test_set=Synthetic']
-    teacher = train_script.main(common + ['--exp_name', 'teacher', 'mode=teacher', 'edge.type=smpl_overlap'])
+    teacher = train_script.main(common + ['--exp_name', 'teacher', 'mode=teacher', 'edge.type=smpl_overlap',
+                                          'train.val_every=1'])
+    best = torch.load(teacher / 'checkpoint' / 'best.pth.tar', map_location='cpu', weights_only=False)
+    assert best['epoch'] == 0 and best['best_mpjpe'] > 0   # validated after epoch 0, kept as the best so far
+    assert 'validation after epoch 0' in (teacher / 'log' / 'train.log').read_text()
     runs = {'kornia': ['distill.loss=log_softmax_l1'],
             'opencv': ['distill.loss=gc', 'edge.canny_impl=opencv', 'data.num_workers=1'],
             'nodistil': ['distill.loss=none']}

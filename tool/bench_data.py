@@ -9,6 +9,7 @@ step consumes at the same batch size (fp32 and --amp), with the ratio loader / s
 The synthetic set must exist (python tool/make_synthetic.py).
 """
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -22,8 +23,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 from data.dataset import build_train_dataset  # noqa: E402
 from main.config import load_config  # noqa: E402
-from main.model import Model  # noqa: E402
-from main.trainer import forward_losses, make_loader, make_optimizer, make_scaler, optimize, to_device  # noqa: E402
+from main.trainer import make_loader  # noqa: E402
+from tool.benchmark import interleaved, train_step  # noqa: E402
 
 
 def loader_rate(cfg, dataset, workers, batches):
@@ -40,19 +41,11 @@ def loader_rate(cfg, dataset, workers, batches):
     return rate
 
 
-def step_rate(cfg, batch, amp, reps=3, warmup=2):
-    model = Model(cfg).train()
-    if amp:
-        model = model.to(memory_format=torch.channels_last)
-    cpu = torch.device('cpu')
-    opt, scaler = make_optimizer(model, cfg), make_scaler(amp, cpu)
-    inputs, targets, meta = to_device(batch[0], cpu, amp), batch[1], batch[2]
-    times = []
-    for _ in range(reps + warmup):  # the first CPU steps build oneDNN kernels: seconds each
-        t = time.perf_counter()
-        optimize(forward_losses(model, inputs, targets, meta, amp, cpu)[0], model, opt, scaler)
-        times.append(time.perf_counter() - t)
-    return batch[0]['img'].shape[0] / statistics.median(times[warmup:])
+def step_rate(cfg, batch, amp, reps=3):
+    cfg = copy.deepcopy(cfg)
+    cfg.train.amp = amp
+    times = interleaved({'step': train_step(cfg, None, batch, torch.device('cpu'))}, reps)['step']
+    return batch[0]['img'].shape[0] / statistics.median(times)
 
 
 def main():

@@ -11,7 +11,6 @@ Configurations are interleaved (A B C A B C ...) so drifts of a shared machine h
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -22,16 +21,7 @@ from common.utils.body_samples import make_batch  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
-from main.trainer import forward_losses, make_optimizer, make_scaler, optimize  # noqa: E402
-
-
-def step_fn(model, opt, batch, amp):
-    cpu = torch.device('cpu')
-    scaler = make_scaler(amp, cpu)
-
-    def step():
-        optimize(forward_losses(model, *batch, amp, cpu)[0], model, opt, scaler)
-    return step
+from tool.benchmark import interleaved, train_step  # noqa: E402
 
 
 def backbone_fn(model, img):
@@ -53,29 +43,17 @@ def main():
     ap.add_argument('--vertices', type=int, default=3000, help='procedural body model size')
     args = ap.parse_args()
     torch.manual_seed(0)
-    cfg = load_config(None, [f'model.backbone={args.backbone}', f'model.input_size={args.size}',
-                             f'model.procedural_vertices={args.vertices}'])
+    base = [f'model.backbone={args.backbone}', f'model.input_size={args.size}',
+            f'model.procedural_vertices={args.vertices}']
+    cfg, cpu = load_config(None, base), torch.device('cpu')
     body = get_body_model('neutral', cfg.model.smpl_dir or None, cfg.model.procedural_vertices)
     batch = make_batch(body, args.batch, args.size)
 
-    runs = {}
-    fp32 = Model(cfg, body).train()
-    runs['step fp32'] = step_fn(fp32, make_optimizer(fp32, cfg), batch, amp=False)
-    amp = Model(cfg, body).train().to(memory_format=torch.channels_last)
-    amp_batch = ({k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
-                  for k, v in batch[0].items()}, batch[1], batch[2])
-    runs['step amp (bf16 + channels_last)'] = step_fn(amp, make_optimizer(amp, cfg), amp_batch, amp=True)
-    runs['bare backbone fwd+bwd fp32'] = backbone_fn(Model(cfg, body).train(), batch[0]['img'])
-
-    times = {k: [] for k in runs}
-    for _ in range(2):  # warm-up: allocator, oneDNN primitive caches (one round is not enough on CPU)
-        for fn in runs.values():
-            fn()
-    for _ in range(args.reps):
-        for name, fn in runs.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+    amp = load_config(None, [*base, 'train.amp=true'])
+    runs = {'step fp32': train_step(cfg, body, batch, cpu),
+            'step amp (bf16 + channels_last)': train_step(amp, body, batch, cpu),
+            'bare backbone fwd+bwd fp32': backbone_fn(Model(cfg, body).train(), batch[0]['img'])}
+    times = interleaved(runs, args.reps)
 
     print(f'{args.backbone}, {args.size} px, batch {args.batch}, {torch.get_num_threads()} threads, '
           f'{body.num_vertices} body vertices, {args.reps} interleaved reps (median s/step):')

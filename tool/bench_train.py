@@ -12,7 +12,6 @@ step), ~1.33. Configurations are interleaved (A B C ... A B C ...) after warm-up
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,25 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from common.nets.distill import DISTILL_LOSS_NAMES  # noqa: E402
-from common.utils.body_samples import make_batch  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
-from main.trainer import forward_losses, make_optimizer, make_scaler, optimize, parse_gpus, to_device  # noqa: E402
-
-
-def make_step(cfg, body, batch, device, teacher=None):
-    model = Model(cfg, body, teacher=teacher).to(device).train()
-    if cfg.train.amp:
-        model = model.to(memory_format=torch.channels_last)
-    opt, scaler = make_optimizer(model, cfg), make_scaler(cfg.train.amp, device)
-    inputs, targets, meta = (to_device(b, device, cfg.train.amp) for b in batch)
-
-    def step():
-        optimize(forward_losses(model, inputs, targets, meta, cfg.train.amp, device)[0], model, opt, scaler)
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-    return step
+from main.trainer import parse_gpus  # noqa: E402
+from tool.benchmark import interleaved, model_batch, train_step  # noqa: E402
 
 
 def main():
@@ -58,31 +43,19 @@ def main():
     base = [f'model.backbone={args.backbone}', f'model.input_size={args.size}',
             f'model.procedural_vertices={args.vertices}', f'train.amp={str(args.amp).lower()}']
     body = get_body_model('neutral', None, args.vertices)
-    b3 = make_batch(body, args.batch, args.size)
-    b4 = make_batch(body, args.batch, args.size, in_channels=4)
-    student_b = ({**{k: v for k, v in b4[0].items() if k != 'edge'}, 'teacher_edge': b4[0]['edge']}, b4[1], b4[2])
-
     tcfg = load_config(None, base + ['mode=teacher', 'edge.type=smpl_overlap'])
     teacher = Model(tcfg, body).to(device)
     if args.amp:
         teacher = teacher.to(memory_format=torch.channels_last)
-    runs = {'baseline': make_step(load_config(None, base), body, b3, device),
-            'teacher': make_step(tcfg, body, b4, device)}
+    bcfg = load_config(None, base)
+    runs = {'baseline': train_step(bcfg, body, model_batch(body, bcfg, args.batch), device),
+            'teacher': train_step(tcfg, body, model_batch(body, tcfg, args.batch), device)}
     for loss in args.losses.split(','):
         cfg = load_config(None, base + ['mode=student', 'edge.type=canny', f'distill.loss={loss}',
-                                        'distill.teacher_ckpt=bench', 'distill.stages=[3,4]', 'distill.weights=[1,2]'] +
-                          (['distill.stages=[2,3,4]', 'distill.weights=[1,1,2]'] if loss == 'fsp' else []))
-        runs[f'student {loss}'] = make_step(cfg, body, student_b, device, teacher=None if loss == 'none' else teacher)
-
-    times = {k: [] for k in runs}
-    for _ in range(2):  # warm-up: allocator, oneDNN primitive caches (one round is not enough on CPU)
-        for fn in runs.values():
-            fn()
-    for _ in range(args.reps):
-        for name, fn in runs.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+                                        'distill.teacher_ckpt=bench'])   # the default stages 3, 4 for every loss
+        runs[f'student {loss}'] = train_step(cfg, body, model_batch(body, cfg, args.batch), device,
+                                             None if loss == 'none' else teacher)
+    times = interleaved(runs, args.reps)
 
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f'{args.backbone}, {args.size} px, batch {args.batch}, amp {args.amp}, {device}, '

@@ -64,9 +64,10 @@ class StageLoss(nn.Module):
                 raise UserError(f'stage {k}: student feature {tuple(student_feats[k - 1].shape)} and teacher '
                                 f'feature {tuple(teacher_feats[k - 1].shape)} differ; teacher and student need '
                                 f'the same model.backbone and model.input_size')
-        s = [f.float() for f in student_feats]
-        t = [f.detach().float() for f in teacher_feats]
-        with torch.autocast(s[0].device.type, enabled=False):
+        used = set(self.stages)   # cast only the stages in use: stage 1 alone is as large as the other three
+        s = [f.float() if k + 1 in used else None for k, f in enumerate(student_feats)]
+        t = [f.detach().float() if k + 1 in used else None for k, f in enumerate(teacher_feats)]
+        with torch.autocast(student_feats[0].device.type, enabled=False):
             return self.terms(s, t)
 
 
@@ -168,11 +169,15 @@ class ContextBlock(nn.Module):
         nn.init.zeros_(self.channel_add_conv[-1].weight)
         nn.init.zeros_(self.channel_add_conv[-1].bias)
 
-    def forward(self, x):
+    def channel_add(self, x):
+        """The [B,C,1,1] term the block adds to x (broadcast over positions)."""
         B, C = x.shape[:2]
         attn = F.softmax(self.conv_mask(x).flatten(1), dim=1)              # [B,N]
         context = torch.bmm(x.flatten(2), attn[:, :, None]).view(B, C, 1, 1)
-        return x + self.channel_add_conv(context)
+        return self.channel_add_conv(context)
+
+    def forward(self, x):
+        return x + self.channel_add(x)
 
 
 @DISTILL_LOSSES.register('gc')
@@ -187,7 +192,8 @@ class GC(StageLoss):
 
     def stage_loss(self, s, t, k):
         block = self.blocks[str(k)]
-        return (block(s) - block(t)).abs().mean()
+        # block(s) - block(t) without building either output: (s - t) + (add(s) - add(t)), broadcast
+        return ((s - t) + (block.channel_add(s) - block.channel_add(t))).abs().mean()
 
 
 @DISTILL_LOSSES.register('cwd')
