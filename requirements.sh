@@ -23,6 +23,19 @@ else
 fi
 "$PY" -m pip install --disable-pip-version-check -r requirements.txt
 
+# The demo's built-in 2D pose detector: mediapipe 0.10.14, whose wheel carries the pose detection and landmark
+# models (it works offline). It needs protobuf < 5, tensorboard needs protobuf >= 6, so it lives in its own folder
+# with its own protobuf, without its other dependencies (jax, opencv-contrib-python, sounddevice: not used), and
+# demo/mediapipe_pose.py runs it in a subprocess. SEFD_MEDIAPIPE_DIR moves the folder.
+MP_DIR=${SEFD_MEDIAPIPE_DIR:-$HOME/.cache/sefd/mediapipe-0.10.14}
+if [ -f "$MP_DIR/.installed" ]; then
+    echo "mediapipe 0.10.14 (demo pose detector) already installed in $MP_DIR"
+else
+    "$PY" -m pip install --disable-pip-version-check --no-deps --upgrade --target "$MP_DIR" \
+        mediapipe==0.10.14 'protobuf>=4.25.3,<5' 'absl-py>=2,<3' 'attrs>=19.1' 'flatbuffers>=2,<26' certifi \
+        && touch "$MP_DIR/.installed"
+fi
+
 cat <<'MSG'
 Setup done.
 On a GPU machine, first install the CUDA build of the same version (torch==2.13.0, as PyTorch's

@@ -1,4 +1,5 @@
-"""All drawing of the project: mesh overlays, edge maps as images, 2D poses, image grids.
+"""All drawing of the project: mesh overlays, edge maps as images, 2D poses, image grids, labelled montages,
+and the report plots (training curves, grouped and horizontal bar charts, with matplotlib's Agg backend).
 
 Images are HxWx3 uint8 RGB numpy arrays. Meshes are drawn with the one renderer (common/utils/render.py),
 in camera coordinates with a pinhole camera, in the OpenCV pixel convention of the data pipeline.
@@ -34,11 +35,18 @@ def edge_image(edge, vmax=None):
 def render_meshes(img, meshes, faces, focal, princpt, colors=None, alpha=0.85):
     """The meshes (camera frame, m) drawn over img together, nearest surface in front (depth order), shaded.
     Returns (overlay HxWx3 uint8, mask HxW bool of the pixels any mesh covers)."""
+    blended, person_id = render_scene(img, meshes, faces, focal, princpt, colors, alpha)
+    return blended, person_id >= 0
+
+
+def render_scene(img, meshes, faces, focal, princpt, colors=None, alpha=0.85):
+    """render_meshes, returning (overlay, person id map HxW int32: the index of the mesh seen at each pixel,
+    -1 where none)."""
     from common.utils.render import Renderer
     img = to_uint8_image(img)
     meshes = [np.asarray(m.detach().cpu() if hasattr(m, 'detach') else m, np.float32) for m in meshes]
     if not meshes:
-        return img.copy(), np.zeros(img.shape[:2], bool)
+        return img.copy(), np.full(img.shape[:2], -1, np.int32)
     colors = colors if colors is not None else [PALETTE[i % len(PALETTE)] for i in range(len(meshes))]
     faces = np.asarray(faces.cpu() if hasattr(faces, 'cpu') else faces, np.int64)
     out = Renderer().render(meshes, faces, focal, princpt, img.shape[1], img.shape[0], colors=colors,
@@ -46,18 +54,18 @@ def render_meshes(img, meshes, faces, focal, princpt, colors=None, alpha=0.85):
     mask = out.person_id >= 0
     blended = img.copy()
     blended[mask] = (alpha * out.rgb[mask] + (1 - alpha) * img[mask]).astype(np.uint8)
-    return blended, mask
+    return blended, out.person_id.astype(np.int32)
 
 
-def draw_pose(img, joints, skeleton, conf=None, thr=0.1, color=(255, 60, 60), radius=2):
+def draw_pose(img, joints, skeleton, conf=None, thr=0.1, color=(255, 60, 60), radius=2, thickness=1):
     """2D joints [J,2] (+ optional confidences) and their skeleton lines on a copy of img."""
     out = to_uint8_image(img).copy()
     joints = np.asarray(joints, np.float32)
     ok = np.ones(len(joints), bool) if conf is None else np.asarray(conf) > thr
     for a, b in skeleton:
         if ok[a] and ok[b]:
-            cv2.line(out, tuple(int(round(v)) for v in joints[a]), tuple(int(round(v)) for v in joints[b]), color, 1,
-                     cv2.LINE_AA)
+            cv2.line(out, tuple(int(round(v)) for v in joints[a]), tuple(int(round(v)) for v in joints[b]), color,
+                     thickness, cv2.LINE_AA)
     for j, p in enumerate(joints):
         if ok[j]:
             cv2.circle(out, (int(round(p[0])), int(round(p[1]))), radius, color, -1, cv2.LINE_AA)
@@ -84,3 +92,199 @@ def grid(images, cols, pad=2, bg=255):
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         out[y:y + h, x:x + w] = cv2.resize(im, (w, h)) if im.shape[:2] != (h, w) else im
     return out
+
+
+# ---------------------------------------------------------------------------------------------- montages
+def fit_tile(img, size):
+    """img resized to size x size (aspect kept, padded with black), uint8 RGB."""
+    img = to_uint8_image(img)
+    h, w = img.shape[:2]
+    k = size / max(h, w)
+    nh, nw = max(1, round(h * k)), max(1, round(w * k))
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_NEAREST if k >= 2 else cv2.INTER_LINEAR
+    small = cv2.resize(img, (nw, nh), interpolation=interp)
+    out = np.zeros((size, size, 3), np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y:y + nh, x:x + nw] = small
+    return out
+
+
+def _text_strip(width, height, text, scale=0.45, bg=255, fg=(0, 0, 0)):
+    strip = np.full((height, width, 3), bg, np.uint8)
+    lines = str(text).split('\n')
+    for i, line in enumerate(lines):
+        (tw, th), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        y = int((i + 1) * height / (len(lines) + 1) + th / 2)
+        cv2.putText(strip, line, (max(2, (width - tw) // 2), y), cv2.FONT_HERSHEY_SIMPLEX, scale, fg, 1, cv2.LINE_AA)
+    return strip
+
+
+def montage(rows, col_titles=None, row_titles=None, tile=128, pad=3, title=None):
+    """A labelled table of images: rows[r][c] (any sizes, each fitted into a tile x tile square), column titles
+    above, row titles at the left, an optional title on top. Returns HxWx3 uint8."""
+    n_cols = max(len(r) for r in rows)
+    head = 30 if col_titles else 0
+    left = 90 if row_titles else 0
+    top = 28 if title else 0
+    H = top + head + len(rows) * (tile + pad) + pad
+    W = left + n_cols * (tile + pad) + pad
+    out = np.full((H, W, 3), 255, np.uint8)
+    if title:
+        out[:top] = _text_strip(W, top, title, 0.55)
+    for c, t in enumerate(col_titles or []):
+        x = left + pad + c * (tile + pad)
+        out[top:top + head, x:x + tile] = _text_strip(tile, head, t, 0.4)
+    for r, row in enumerate(rows):
+        y = top + head + pad + r * (tile + pad)
+        if row_titles:
+            out[y:y + tile, :left] = _text_strip(left, tile, row_titles[r], 0.38)
+        for c, img in enumerate(row):
+            if img is None:
+                continue
+            x = left + pad + c * (tile + pad)
+            out[y:y + tile, x:x + tile] = fit_tile(img, tile)
+    return out
+
+
+def crop_map_to_image(crop_map, bb2img, width, height):
+    """A map of a crop ([S,S], any float) warped back into the image (HxW float32) with the crop's inverse affine
+    (preprocessing.generate_patch_image's bb2img): zero outside the crop."""
+    m = crop_map.detach().float().cpu().numpy() if hasattr(crop_map, 'detach') else np.asarray(crop_map, np.float32)
+    m = m.reshape(m.shape[-2:]).astype(np.float32)
+    return cv2.warpAffine(m, np.asarray(bb2img, np.float64)[:2], (int(width), int(height)), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def draw_box(img, box, color=(255, 60, 60), thickness=1, text=None):
+    """A box (x, y, w, h) (+ a label) on a copy of img."""
+    out = to_uint8_image(img).copy()
+    x, y, w, h = (int(round(v)) for v in box)
+    cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness, cv2.LINE_AA)
+    if text:
+        cv2.putText(out, str(text), (x + 2, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+    return out
+
+
+def save_image(path, img, quality=92):
+    """An RGB image to .png or .jpg, written atomically (folders made)."""
+    from pathlib import Path
+
+    from common.utils.io import atomic_write_bytes
+    path = Path(path)
+    ext = path.suffix.lower() if path.suffix else '.png'
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in ('.jpg', '.jpeg') else []
+    ok, buf = cv2.imencode(ext, to_uint8_image(img)[:, :, ::-1], params)
+    if not ok:
+        raise ValueError(f'cannot encode an image as {ext} ({path})')
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+# ---------------------------------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+    matplotlib.use('Agg', force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save_figure(fig, path, dpi=110):
+    import io
+
+    from common.utils.io import atomic_write_bytes
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _mpl_color(i):
+    r, g, b = PALETTE[i % len(PALETTE)]
+    return (r / 255, g / 255, b / 255)
+
+
+def plot_curves(panels, path, xlabel='iteration', title=None, colors=None):
+    """Line plots side by side: panels = {panel title: {series label: (x, y)}} (series of one label share a colour
+    across panels; `colors` maps labels to palette indices). Written as a PNG."""
+    plt = _pyplot()
+    panels = {k: v for k, v in panels.items() if v}
+    labels = list(dict.fromkeys(lab for series in panels.values() for lab in series))
+    colors = colors or {lab: i for i, lab in enumerate(labels)}
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.4), squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels.items()):
+        for lab, (x, y) in series.items():
+            ax.plot(x, y, label=lab, color=_mpl_color(colors.get(lab, 0)), lw=1.4,
+                    marker='o' if len(x) <= 12 else None, ms=3)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, 'no curves recorded', ha='center', va='center')
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def grouped_bar_chart(groups, series, path, ylabel='', title=None, panels=None, colors=None):
+    """Grouped bars: groups = x labels; series = {label: (means [G], stds [G] or None)} per panel, or
+    panels = {panel title: series} for several panels side by side. Error bars show the spread."""
+    plt = _pyplot()
+    panels = panels or {ylabel: series}
+    labels = list(dict.fromkeys(lab for s in panels.values() for lab in s))
+    colors = colors or {lab: i for i, lab in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.8, 1.1 * len(groups) * max(1, len(labels)) / 2.2)
+                                                       * len(panels), 3.6), squeeze=False)
+    width = 0.8 / max(1, len(labels))
+    for ax, (name, ser) in zip(axes[0], panels.items()):
+        for k, lab in enumerate(labels):
+            if lab not in ser:
+                continue
+            means, stds = ser[lab]
+            xs = np.arange(len(groups)) + (k - (len(labels) - 1) / 2) * width
+            means = np.asarray(means, float)
+            ax.bar(xs, np.nan_to_num(means), width * 0.95, yerr=None if stds is None else np.nan_to_num(stds),
+                   capsize=2, label=lab, color=_mpl_color(colors[lab]))
+        ax.set_xticks(np.arange(len(groups)))
+        ax.set_xticklabels(groups, fontsize=8)
+        ax.set_ylabel(name)
+        ax.grid(axis='y', alpha=0.3)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc='upper center', bbox_to_anchor=(0.5, 0.0), ncol=max(1, len(names)), fontsize=8,
+               frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def hbar_chart(labels, panels, path, title=None, highlight=()):
+    """Horizontal bars, one per label, in panels side by side: panels = {x-axis title: (means, stds or None,
+    references {name: value})}; references are labelled dashed vertical lines; labels in `highlight` get the
+    second palette colour."""
+    plt = _pyplot()
+    n = len(labels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.5, 1.0 + 0.34 * max(n, 2)),
+                             squeeze=False, sharey=True)
+    ys = np.arange(n)[::-1]
+    cols = [_mpl_color(1 if lab in highlight else 0) for lab in labels]
+    for ax, (name, (means, stds, refs)) in zip(axes[0], panels.items()):
+        ax.barh(ys, np.nan_to_num(np.asarray(means, float)), height=0.7, color=cols, capsize=2,
+                xerr=None if stds is None else np.nan_to_num(np.asarray(stds, float)))
+        for k, (ref, value) in enumerate((refs or {}).items()):
+            if value is not None and np.isfinite(value):
+                ax.axvline(value, color=_mpl_color(2 + k), ls='--', lw=1.2, label=f'{ref} {value:.1f}')
+        if refs:
+            ax.legend(fontsize=7, loc='lower right')
+        ax.set_xlabel(name)
+        ax.grid(axis='x', alpha=0.3)
+    axes[0][0].set_yticks(ys)
+    axes[0][0].set_yticklabels(labels, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return path

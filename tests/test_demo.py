@@ -1,0 +1,199 @@
+"""demo/demo.py on real photographs (scikit-image's astronaut, found by the bundled MediaPipe detector), on a
+synthetic crowd image with known people (--pose-json), and its one-line errors.
+
+The checkpoint is built here, untrained, with its output layers set so that every person's prediction is the
+same known mesh: the rest pose turned upright, mean shape, the root at the crop centre at a chosen depth. The
+placement test then compares the rendered silhouette with that mesh projected by hand through the crop box of the
+detected pose (crop centre -> box centre, crop pixel -> box width / input size), so it checks the camera mapping
+from crop to image, not what a training run learned.
+"""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from common.errors import UserError
+from common.utils.joint_sets import COCO17, OPENPOSE18, map_joints
+from main.checkpoint import save_checkpoint
+from main.config import ROOT, load_config
+from main.model import Model
+
+pytestmark = pytest.mark.usefixtures('renderer')
+
+TINY = ['model.backbone=resnet18', 'model.input_size=64', 'model.procedural_vertices=800']
+HEIGHT_IN_CROP = 0.7                              # the known mesh spans this fraction of the crop's height
+
+
+def known_mesh_model(cfg):
+    """A model of cfg's architecture whose prediction ignores the image: upright rest pose, mean shape, camera
+    translation (0, 0, tz) with tz chosen so the body spans HEIGHT_IN_CROP of the crop."""
+    torch.manual_seed(0)
+    model = Model(cfg).eval()
+    rn = model.rotation_net
+    for layer in (rn.hidden2root, rn.hidden2pose, rn.hidden2shape, rn.hidden2cam):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    # zero outputs: the root's offset alone, an upright person facing the camera
+    verts = template(model)
+    S, f = cfg.model.input_size, cfg.model.focal[1]
+    tz = f * float(np.ptp(verts[:, 1])) / (HEIGHT_IN_CROP * S)
+    p = tz / model.camera_k
+    rn.hidden2cam.bias.data = torch.tensor([0.0, 0.0, math.log(p / (1 - p))])
+    return model, tz
+
+
+def template(model):
+    """The known mesh at the origin (root rotation pi about x, rest pose, mean shape)."""
+    pose = torch.zeros(1, 72)
+    pose[0, 0] = math.pi
+    with torch.no_grad():
+        v, _ = model.body_model(pose, torch.zeros(1, 10), torch.zeros(1, 3))
+    return v[0].numpy()
+
+
+@pytest.fixture(scope='module')
+def student_ckpt(tmp_path_factory):
+    """A Canny student (edge-only: no teacher needed) with the known prediction, and the mesh depth."""
+    cfg = load_config(None, TINY + ['mode=student', 'edge.type=canny', 'distill.loss=none'])
+    model, tz = known_mesh_model(cfg)
+    path = tmp_path_factory.mktemp('ckpt') / 'student.pth.tar'
+    save_checkpoint(path, {'model': model.state_dict(), 'config': cfg.to_dict(), 'epoch': 0})
+    return path, tz, template(model), cfg
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    """astronaut.png (one person) and two.png (the astronaut and her mirror image side by side)."""
+    from skimage import data
+    d = tmp_path_factory.mktemp('photos')
+    img = data.astronaut()[:, :, ::-1]
+    cv2.imwrite(str(d / 'astronaut.png'), img)
+    cv2.imwrite(str(d / 'two.png'), np.concatenate([img, img[:, ::-1]], 1))
+    return d
+
+
+def run_demo(*args):
+    from demo import demo
+    return demo.main([str(a) for a in args])
+
+
+def read_ids(path):
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(int)
+
+
+def expected_box(tmpl, tz, crop_box, S, f):
+    """The known mesh's silhouette box in the image, projected by hand: crop camera, then crop -> image."""
+    v = tmpl + np.array([0.0, 0.0, tz])
+    u = f * v[:, :2] / v[:, 2:] + S / 2                  # crop pixels
+    x, y, w, h = crop_box
+    img = np.array([x + w / 2, y + h / 2]) + (u - S / 2) * np.array([w, h]) / S
+    return img.min(0), img.max(0)
+
+
+def test_demo_on_photographs_places_each_mesh_on_its_person(student_ckpt, photos, tmp_path):
+    ckpt, tz, tmpl, cfg = student_ckpt
+    out = run_demo('--img', photos, '--ckpt', ckpt, '--out', tmp_path / 'out')
+    assert out == tmp_path / 'out'
+    astro = json.loads((out / 'astronaut.json').read_text())
+    two = json.loads((out / 'two.json').read_text())
+    assert len(astro['people']) == 1 and len(two['people']) == 2
+    S, f = cfg.model.input_size, cfg.model.focal[1]
+    for name, summary in (('astronaut', astro), ('two', two)):
+        ids = read_ids(out / f'{name}_ids.png')
+        for person in summary['people']:
+            mask = ids == person['id']
+            assert mask.sum() > 500
+            # the silhouette is the known mesh projected through the crop box of the detected pose
+            (x0, y0), (x1, y1) = expected_box(tmpl, tz, person['crop_box'], S, f)
+            ys, xs = np.nonzero(mask)
+            H, W = mask.shape
+            for got, want, lim in ((xs.min(), x0, W), (xs.max(), x1, W), (ys.min(), y0, H), (ys.max(), y1, H)):
+                if 2 < want < lim - 3:   # not clipped by the image border
+                    assert abs(got - want) <= 2.5, (name, person['id'], got, want)
+            # and it lies on the person: most of it inside the detected box, covering a good part of it
+            bx, by, bw, bh = person['box']
+            inside = mask[int(by):int(by + bh) + 1, int(bx):int(bx + bw) + 1].sum()
+            assert inside / mask.sum() > 0.6 and inside / (bw * bh) > 0.15, (name, inside / mask.sum())
+            obj = [ln for ln in (out / person['obj']).read_text().splitlines() if ln.startswith('v ')]
+            assert len(obj) == len(tmpl)
+    # the two people of the composite are on the two halves, the mirrored one on the left
+    centres = sorted(np.mean(p['box'][0::2]) + p['box'][2] / 2 for p in two['people'])
+    assert centres[0] < 512 < centres[1]
+    for name in ('astronaut', 'two'):
+        for kind in ('mesh.jpg', 'pose2d.jpg', 'edge.jpg'):
+            assert cv2.imread(str(out / f'{name}_{kind}')) is not None
+    assert (out / 'poses_detected.json').is_file()
+
+
+def openpose_to_coco(op):
+    return map_joints(np.asarray(op, np.float32).reshape(18, 3), OPENPOSE18, COCO17)
+
+
+def test_demo_on_a_synthetic_crowd_with_known_people(student_ckpt, tmp_path):
+    from tool import make_synthetic
+    make_synthetic.main(['--out', str(tmp_path / 'syn'), '--num-images', '1', '--split', 'test', '--min-people', '3',
+                         '--max-people', '3', '--occluders', '0', '--seed', '3', '--workers', '0', '--contact-sheet',
+                         'none', '--no-progress'])
+    db = json.loads((tmp_path / 'syn' / 'data' / '3DPW_latest_test.json').read_text())
+    (img,) = db['images']
+    path = tmp_path / 'syn' / 'imageFiles' / img['sequence'] / img['file_name']
+    poses = {img['file_name']: [openpose_to_coco(a['openpose_result']).tolist() for a in db['annotations']]}
+    (tmp_path / 'poses.json').write_text(json.dumps(poses))
+    ckpt, *_ = student_ckpt
+    out = run_demo('--img', path, '--ckpt', ckpt, '--pose-json', tmp_path / 'poses.json', '--out', tmp_path / 'o')
+    summary = json.loads((out / f'{path.stem}.json').read_text())
+    n = len(db['annotations'])   # the generator drops a person it cannot place: the annotations say how many
+    assert n >= 2 and len(summary['people']) == n
+    assert len(list(out.glob(f'{path.stem}_person*.obj'))) == n
+    ids = read_ids(out / f'{path.stem}_ids.png')
+    seen = [p for p in summary['people'] if (ids == p['id']).any()]
+    assert len(seen) >= 2   # people may hide each other; the depth test decides who is seen
+    for p in seen:
+        ys, xs = np.nonzero(ids == p['id'])
+        x, y, w, h = p['crop_box']
+        assert x <= xs.mean() <= x + w and y <= ys.mean() <= y + h
+
+
+def one_line(excinfo, *words):
+    msg = str(excinfo.value)
+    assert '\n' not in msg and all(w in msg for w in words), msg
+
+
+def test_bad_inputs_are_one_line_naming_the_file(student_ckpt, photos, tmp_path):
+    ckpt, _, _, cfg = student_ckpt
+    bad = tmp_path / 'broken.jpg'
+    bad.write_bytes(b'not an image')
+    with pytest.raises(UserError) as e:
+        run_demo('--img', bad, '--ckpt', ckpt, '--out', tmp_path / 'o1')
+    one_line(e, 'broken.jpg')
+    poses = tmp_path / 'poses.json'
+    poses.write_text(json.dumps({'someone_else.jpg': [[0.0] * 51]}))
+    with pytest.raises(UserError) as e:
+        run_demo('--img', photos / 'astronaut.png', '--ckpt', ckpt, '--pose-json', poses, '--out', tmp_path / 'o2')
+    one_line(e, 'poses.json', 'someone_else', 'astronaut')
+    # a checkpoint of another architecture (ResNet-34 weights under a ResNet-18 config), and a file that is no
+    # checkpoint of this project
+    other = Model(load_config(None, TINY[1:] + ['model.backbone=resnet34', 'mode=student', 'edge.type=canny']))
+    wrong = save_checkpoint(tmp_path / 'wrong_arch.pth.tar', {'model': other.state_dict(), 'config': cfg.to_dict()})
+    with pytest.raises(UserError) as e:
+        run_demo('--img', photos / 'astronaut.png', '--ckpt', wrong, '--out', tmp_path / 'o3')
+    one_line(e, 'wrong_arch.pth.tar')
+    torch.save({'state_dict': {}}, tmp_path / 'foreign.pth')
+    r = subprocess.run([sys.executable, 'demo/demo.py', '--img', str(photos / 'astronaut.png'), '--ckpt',
+                        str(tmp_path / 'foreign.pth'), '--out', str(tmp_path / 'o4')], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and 'foreign.pth' in r.stderr and r.stderr.strip().count('\n') == 0, r.stderr
+
+
+def test_without_a_checkpoint_it_says_to_run_the_quickstart(photos, tmp_path, monkeypatch):
+    from demo import demo
+    monkeypatch.setattr(demo, 'ROOT', Path(tmp_path))
+    with pytest.raises(UserError) as e:
+        demo.main(['--img', str(photos / 'astronaut.png')])
+    one_line(e, 'tool/quickstart.py', '--ckpt')

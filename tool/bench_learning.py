@@ -1,0 +1,152 @@
+"""How fast candidate settings learn: PA-MPJPE on the synthetic test split against wall time, side by side.
+
+    python tool/bench_learning.py                          # the CANDIDATES below, one after the other
+    python tool/bench_learning.py --candidates r18_96,r18_128 --epochs 6
+    python tool/bench_learning.py --smoke                  # two tiny candidates, to check the tool itself
+
+Each candidate trains (main/train.py, one snapshot per epoch, no validation) on one synthetic set (made under
+output/bench_learning/data when missing); the wall time of each snapshot is its file time minus the experiment's
+start (loading and checkpoint writing included, testing not). Then main/test.py tests every snapshot on the test
+split. Output: the curves (assets/learning_speed.png, or --plot), a markdown table (output/bench_learning/table.md
+and the terminal), and results.json. Candidates run one after the other in one invocation so that they share the
+machine's conditions; on a shared machine, rerun and compare. Rerunning skips finished trainings and tests.
+This is the instrument that chooses the quickstart's default sizes (assets/yaml/quickstart/small.yml).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+from common.errors import UserError, run_cli  # noqa: E402
+from common.utils.io import atomic_write_text  # noqa: E402
+from tool.experiments import fmt_time, machine, override, rel, run_script, train_stage  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What every candidate shares (the quickstart's synthetic setting); a candidate's overrides come on top.
+COMMON = {'data.train_sets_3d': ['Synthetic'], 'data.train_sets_2d': [], 'data.test_set': 'Synthetic',
+          'data.num_workers': 1, 'train.val_every': 0, 'train.vis_every': 0, 'train.ckpt_every': 0,
+          'train.print_freq': 10}
+
+# Candidate settings: name -> (description, experiment file, overrides). From scratch (no pretrained weights on a
+# fresh machine), ResNet-18; what varies is what a CPU minute buys: crop size, batch, learning rates and warm-up.
+R18 = {'model.backbone': 'resnet18', 'train.lr': 1e-3, 'train.lr_dec_epochs': [100]}
+CANDIDATES = {
+    'r18_128_lrb1e-4': ('128 px, batch 16, lr 1e-3 (backbone 1e-4)', 'assets/yaml/baseline.yml',
+                        {**R18, 'model.input_size': 128, 'train.batch_size': 16, 'train.lr_backbone': 1e-4}),
+    'r18_128': ('128 px, batch 16, lr 1e-3', 'assets/yaml/baseline.yml',
+                {**R18, 'model.input_size': 128, 'train.batch_size': 16, 'train.lr_backbone': 1e-3}),
+    'r18_128_warm': ('128 px, batch 16, lr 1e-3, 100 warm-up iterations', 'assets/yaml/baseline.yml',
+                     {**R18, 'model.input_size': 128, 'train.batch_size': 16, 'train.lr_backbone': 1e-3,
+                      'train.warmup_iters': 100}),
+    'r18_128_b8': ('128 px, batch 8, lr 1e-3', 'assets/yaml/baseline.yml',
+                   {**R18, 'model.input_size': 128, 'train.batch_size': 8, 'train.lr_backbone': 1e-3}),
+    'r18_96': ('96 px, batch 16, lr 1e-3', 'assets/yaml/baseline.yml',
+               {**R18, 'model.input_size': 96, 'train.batch_size': 16, 'train.lr_backbone': 1e-3}),
+    'r18_64': ('64 px, batch 16, lr 1e-3', 'assets/yaml/baseline.yml',
+               {**R18, 'model.input_size': 64, 'train.batch_size': 16, 'train.lr_backbone': 1e-3}),
+}
+SMOKE = {
+    'smoke_a': ('ResNet-18, 64 px, 2 iterations per epoch', 'assets/yaml/baseline.yml',
+                {'model.backbone': 'resnet18', 'model.input_size': 64, 'model.procedural_vertices': 800,
+                 'train.batch_size': 2, 'train.max_iters': 2, 'data.num_workers': 0, 'train.print_freq': 1}),
+    'smoke_b': ('ResNet-18, 64 px, lr 1e-4', 'assets/yaml/baseline.yml',
+                {'model.backbone': 'resnet18', 'model.input_size': 64, 'model.procedural_vertices': 800,
+                 'train.batch_size': 2, 'train.max_iters': 2, 'data.num_workers': 0, 'train.print_freq': 1,
+                 'train.lr': 1e-4}),
+}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--candidates', default='', help=f'comma-separated names (default all: {", ".join(CANDIDATES)})')
+    ap.add_argument('--epochs', type=int, default=4, help='epochs per candidate (one test point per epoch)')
+    ap.add_argument('--num-images', type=int, default=600, help='synthetic images (made once, shared)')
+    ap.add_argument('--out', default='output/bench_learning', help='working folder')
+    ap.add_argument('--plot', default='assets/learning_speed.png', help='the figure')
+    ap.add_argument('--gpu', default='', help='GPU id for train.py/test.py')
+    ap.add_argument('--smoke', action='store_true', help='two tiny candidates, 2 epochs, 12 images (checks the tool)')
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.num_images = min(args.epochs, 2), min(args.num_images, 12)
+    return args
+
+
+def ensure_data(out, num_images):
+    root = out / 'data'
+    ann = root / 'Synthetic' / 'data' / '3DPW_latest_test.json'
+    if not ann.is_file():
+        # a third of the images for testing: differences of a few mm between candidates need a few hundred people
+        rc = run_script('tool/make_synthetic.py', ['--out', rel(root / 'Synthetic'), '--num-images', num_images,
+                                                   '--seed', 0, '--split', '65,5,30', '--contact-sheet', 'none'])
+        if rc != 0:
+            raise UserError(f'tool/make_synthetic.py failed (exit code {rc})')
+    return root
+
+
+def curve(exp, epochs, gpu):
+    """[(minutes since the start, PA-MPJPE, MPJPE)] of the experiment's snapshots (each tested when needed)."""
+    start = (exp / 'config.yaml').stat().st_mtime
+    points = []
+    for e in range(epochs):
+        snap = exp / 'checkpoint' / f'snapshot_{e}.pth.tar'
+        res = exp / 'result' / f'metrics_Synthetic_{e}.json'
+        if not res.is_file() or res.stat().st_mtime < snap.stat().st_mtime:
+            rc = run_script('main/test.py', ['--exp_dir', rel(exp), '--test_epoch', e] +
+                            (['--gpu', gpu] if gpu else []))
+            if rc != 0 or not res.is_file():
+                raise UserError(f'main/test.py failed on {snap}')
+        s = json.loads(res.read_text())['summary']
+        points.append(((snap.stat().st_mtime - start) / 60, s['pa_mpjpe'], s['mpjpe']))
+    return points
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    table = SMOKE if args.smoke else CANDIDATES
+    names = [n.strip() for n in args.candidates.split(',') if n.strip()] or list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise UserError(f'unknown candidate(s) {unknown}; known: {", ".join(table)}')
+    out = (ROOT / args.out).resolve() if not Path(args.out).is_absolute() else Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = ensure_data(out, args.num_images)
+    t0 = time.time()
+    results = {}
+    for i, name in enumerate(names):
+        desc, cfg, over = table[name]
+        stage = out / name
+        argv = ['--cfg', cfg, '--exp_name', name, override('output_dir', rel(stage)), override('data.root', rel(data)),
+                override('train.end_epoch', args.epochs)] + \
+            [override(k, v) for k, v in {**COMMON, **over}.items()]
+        print(f'[{i + 1}/{len(names)}] {name}: {desc} ({fmt_time(time.time() - t0)} elapsed)', flush=True)
+        exp = train_stage(stage, argv, args.epochs, ['--gpu', args.gpu] if args.gpu else [], what=f'candidate {name}')
+        results[name] = {'description': desc, 'exp_dir': rel(exp), 'points': curve(exp, args.epochs, args.gpu)}
+    from common.utils import vis
+    plot = Path(args.plot) if Path(args.plot).is_absolute() else ROOT / args.plot
+    series = {f'{n} ({r["description"]})': ([p[0] for p in r['points']], [p[1] for p in r['points']])
+              for n, r in results.items()}
+    vis.plot_curves({'PA-MPJPE (mm), synthetic test split': series}, plot, xlabel='wall time (minutes)',
+                    title=f'learning speed ({machine()["cores"]} cores, {machine()["cpu"]})')
+    lines = ['| candidate | setting | minutes (all epochs) | PA-MPJPE first epoch | PA-MPJPE last epoch | best |',
+             '|---|---|---:|---:|---:|---:|']
+    for n, r in results.items():
+        pts = r['points']
+        lines.append(f'| {n} | {r["description"]} | {pts[-1][0]:.1f} | {pts[0][1]:.1f} | {pts[-1][1]:.1f} | '
+                     f'{min(p[1] for p in pts):.1f} |')
+    text = '\n'.join(lines) + '\n'
+    atomic_write_text(out / 'table.md', text)
+    atomic_write_text(out / 'results.json', json.dumps({'machine': machine(), 'epochs': args.epochs,
+                                                        'num_images': args.num_images, 'candidates': results},
+                                                       indent=1))
+    print('\n' + text)
+    print(f'figure: {rel(plot)}; table: {rel(out / "table.md")}')
+    return out
+
+
+if __name__ == '__main__':
+    run_cli(main)
