@@ -7,8 +7,6 @@ from common.errors import UserError
 from common.registry import BACKBONES
 from main.config import load_config
 
-import main.model  # noqa: F401  (imports the backbones)
-
 
 @pytest.fixture(scope='module')
 def nets():

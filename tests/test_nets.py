@@ -355,3 +355,33 @@ def test_pipeline_bf16_autocast_and_channels_last():
     assert all(o.dtype == torch.float32 for o in out)      # heads hand fp32 to SMPL / rotations
     (joint_img.sum() + sum(o.sum() for o in out)).backward()
     assert net.conv1.weight.grad is not None
+
+
+# ----------------------------------------------------------------------------------------- frozen networks
+
+@pytest.mark.parametrize('backbone', ['resnet18', 'resnet50', 'hrnet_w32'])
+def test_frozen_folds_every_batchnorm_and_keeps_the_outputs(backbone):
+    """Frozen folds eval-mode BatchNorm into the convs: no BatchNorm2d left, the same stages up to rounding."""
+    import copy
+
+    from common.nets.frozen import Frozen
+    torch.manual_seed(0)
+    net = BACKBONES.build(backbone, in_channels=4).eval()
+    for m in net.modules():   # statistics and affines far from the identity, so a wrong fold shows
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.3, 3.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.2)
+    x = torch.randn(2, 4, 64, 64)
+    with torch.no_grad():
+        expected = net(net(x), skip_early=True)
+    reference = copy.deepcopy(net)
+    frozen = Frozen(net)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert not frozen.training and not any(p.requires_grad for p in net.parameters())
+    with torch.no_grad():
+        got = net(net(x), skip_early=True)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4 * float(e.abs().max()))
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in reference.parameters())

@@ -12,9 +12,8 @@ its keys are reported as ignored when an official checkpoint is loaded.
 import torch.nn as nn
 
 from common.errors import UserError
-from common.nets.pretrained import load_backbone_state
+from common.nets.pretrained import load_backbone_state, register_backbone
 from common.nets.resnet import BasicBlock, Bottleneck
-from common.registry import BACKBONES
 
 HEAD_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.')
 WIDTHS = (32, 48)
@@ -80,6 +79,8 @@ def _transition(pre, cur):
 
 
 class HRNet(nn.Module):
+    CONV_BN = (('conv1', 'bn1'), ('conv2', 'bn2'))   # the stem (common/nets/frozen.py folds them)
+
     def __init__(self, width=32, in_channels=3):
         super().__init__()
         if width not in WIDTHS:
@@ -134,16 +135,9 @@ class HRNet(nn.Module):
         return load_backbone_state(self, state_dict, source, f'HRNet-W{self.width}', HEAD_PREFIXES)
 
 
-def _factory(width):
-    def build(in_channels=3, pretrained=None):
-        net = HRNet(width, in_channels)
-        if pretrained:
-            net.load_pretrained(pretrained)
-        return net
-    build.__name__ = f'hrnet_w{width}'
-    build.__doc__ = f'HRNet-W{width} (official ImageNet checkpoint layout); `pretrained` = state dict or path.'
-    return build
+def _hrnet(width):
+    return register_backbone(f'hrnet_w{width}', lambda in_channels: HRNet(width, in_channels),
+                             f'HRNet-W{width} (official ImageNet checkpoint layout); `pretrained` = state dict or path.')
 
 
-hrnet_w32 = BACKBONES.register('hrnet_w32')(_factory(32))
-hrnet_w48 = BACKBONES.register('hrnet_w48')(_factory(48))
+hrnet_w32, hrnet_w48 = _hrnet(32), _hrnet(48)

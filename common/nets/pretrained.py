@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from common.errors import UserError
+from common.registry import BACKBONES
 
 _WRAPPER_KEYS = ('network', 'state_dict', 'model')
 _PREFIXES = ('module.', 'backbone.')
@@ -138,3 +139,15 @@ def load_backbone_state(model, state_dict, source, name, head_prefixes=(), stem_
     summary.loaded = sorted(to_load)
     model.load_state_dict(to_load, strict=False)
     return summary
+
+
+def register_backbone(name, make, doc):
+    """Register `name` in BACKBONES as build(in_channels=3, pretrained=None): make(in_channels), then the
+    optional pretrained state dict or file loaded through the network's own load_pretrained."""
+    def build(in_channels=3, pretrained=None):
+        net = make(in_channels)
+        if pretrained:
+            net.load_pretrained(pretrained)
+        return net
+    build.__name__, build.__doc__ = name, doc
+    return BACKBONES.register(name)(build)

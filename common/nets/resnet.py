@@ -12,8 +12,7 @@ stages (c1, c2, c3, c4) with 256/512/1024/2048 channels (64/128/256/512 for ResN
 import torch.nn as nn
 
 from common.errors import UserError
-from common.nets.pretrained import load_backbone_state
-from common.registry import BACKBONES
+from common.nets.pretrained import load_backbone_state, register_backbone
 
 
 def conv3x3(cin, cout, stride=1):
@@ -25,6 +24,7 @@ def conv1x1(cin, cout, stride=1):
 
 
 class BasicBlock(nn.Module):
+    CONV_BN = (('conv1', 'bn1'), ('conv2', 'bn2'))   # bn(conv(x)) pairs (common/nets/frozen.py folds them)
     expansion = 1
 
     def __init__(self, inplanes, planes, stride=1, downsample=None):
@@ -44,6 +44,7 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
+    CONV_BN = (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'))
     """torchvision's ResNet v1.5 bottleneck: the stride sits on the 3x3 conv."""
     expansion = 4
 
@@ -75,6 +76,7 @@ RESNET_SPECS = {
 }
 
 class ResNet(nn.Module):
+    CONV_BN = (('conv1', 'bn1'),)
     def __init__(self, depth=50, in_channels=3):
         super().__init__()
         if depth not in RESNET_SPECS:
@@ -136,19 +138,9 @@ class ResNet(nn.Module):
         return load_backbone_state(self, state_dict, source, f'ResNet-{self.depth}', ('fc.',))
 
 
-def _factory(depth):
-    def build(in_channels=3, pretrained=None):
-        net = ResNet(depth, in_channels)
-        if pretrained:
-            net.load_pretrained(pretrained)
-        return net
-    build.__name__ = f'resnet{depth}'
-    build.__doc__ = f'ResNet-{depth} (torchvision layout); `pretrained` = optional state dict or file path.'
-    return build
+def _resnet(depth):
+    return register_backbone(f'resnet{depth}', lambda in_channels: ResNet(depth, in_channels),
+                             f'ResNet-{depth} (torchvision layout); `pretrained` = optional state dict or file path.')
 
 
-resnet18 = BACKBONES.register('resnet18')(_factory(18))
-resnet34 = BACKBONES.register('resnet34')(_factory(34))
-resnet50 = BACKBONES.register('resnet50')(_factory(50))
-resnet101 = BACKBONES.register('resnet101')(_factory(101))
-resnet152 = BACKBONES.register('resnet152')(_factory(152))
+resnet18, resnet34, resnet50, resnet101 = (_resnet(d) for d in (18, 34, 50, 101))
