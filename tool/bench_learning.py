@@ -64,7 +64,7 @@ SMOKE = {
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--candidates', default='', help=f'comma-separated names (default all: {", ".join(CANDIDATES)})')
-    ap.add_argument('--epochs', type=int, default=4, help='epochs per candidate (one test point per epoch)')
+    ap.add_argument('--epochs', type=int, default=8, help='epochs per candidate (one test point per epoch)')
     ap.add_argument('--num-images', type=int, default=600, help='synthetic images (made once, shared)')
     ap.add_argument('--out', default='output/bench_learning', help='working folder')
     ap.add_argument('--plot', default='assets/learning_speed.png', help='the figure')

@@ -21,7 +21,7 @@ from common.utils.body_samples import make_batch  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
-from tool.benchmark import interleaved, train_step  # noqa: E402
+from tool.benchmark import interleaved, step_args, train_step  # noqa: E402
 
 
 def backbone_fn(model, img):
@@ -36,11 +36,7 @@ def backbone_fn(model, img):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--backbone', default='resnet50')
-    ap.add_argument('--size', type=int, default=256)
-    ap.add_argument('--batch', type=int, default=8)
-    ap.add_argument('--reps', type=int, default=5)
-    ap.add_argument('--vertices', type=int, default=3000, help='procedural body model size')
+    step_args(ap)
     args = ap.parse_args()
     torch.manual_seed(0)
     base = [f'model.backbone={args.backbone}', f'model.input_size={args.size}',

@@ -23,19 +23,15 @@ from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
 from main.trainer import parse_gpus  # noqa: E402
-from tool.benchmark import interleaved, model_batch, train_step  # noqa: E402
+from tool.benchmark import interleaved, model_batch, step_args, train_step  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--backbone', default='resnet50')
-    ap.add_argument('--size', type=int, default=256)
-    ap.add_argument('--batch', type=int, default=8)
-    ap.add_argument('--reps', type=int, default=5)
+    step_args(ap)
     ap.add_argument('--no-amp', dest='amp', action='store_false')
     ap.add_argument('--losses', default=','.join(DISTILL_LOSS_NAMES), help='none = the edge-only student')
     ap.add_argument('--gpu', default='-1', help='GPU id (default: the CPU)')
-    ap.add_argument('--vertices', type=int, default=3000, help='procedural body model size')
     args = ap.parse_args()
     gpus = parse_gpus(args.gpu)
     device = torch.device('cuda', gpus[0]) if gpus else torch.device('cpu')

@@ -13,6 +13,16 @@ from main.model import Model
 from main.trainer import forward_losses, make_optimizer, make_scaler, optimize, to_device
 
 
+def step_args(ap, reps=5):
+    """The training-step size options every step benchmark shares (defaults: the published setting)."""
+    ap.add_argument('--backbone', default='resnet50')
+    ap.add_argument('--size', type=int, default=256)
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--reps', type=int, default=reps)
+    ap.add_argument('--vertices', type=int, default=3000, help='procedural body model size')
+    return ap
+
+
 def interleaved(fns, reps, warmup=2):
     """{name: [seconds of each timed call]} of the callables in fns, called round-robin."""
     times = {k: [] for k in fns}

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.edges.learned import EdgeOutputs, LearnedEdge, caffe_bgr, load_exact, state_dict_of
+from common.edges.learned import LearnedEdge, caffe_bgr, load_exact, state_dict_of
 from common.nets.pretrained import strip_prefixes
 from common.registry import EDGES
 
@@ -80,9 +80,6 @@ class HEDEdge(LearnedEdge):
 
     def preprocess(self, img):
         return caffe_bgr(img)
-
-    def outputs(self, img):
-        return EdgeOutputs(self.net(self.net_input(img)))
 
     def load_weights(self, obj, source='<state_dict>'):
         sd = state_dict_of(obj, source, EXPECTED)

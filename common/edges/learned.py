@@ -139,8 +139,9 @@ class LearnedEdge(EdgeEstimator):
     """A learned edge network as a student edge: `edge(img)` = sigmoid of its fused output.
 
     Subclasses set `kind` and `official` (the official weights file, for messages), build the network as
-    `self.net`, and implement `preprocess`, `outputs` (the trainable path, used by tool/train_edge.py),
-    `load_weights(obj, source)` and `official_checkpoint(epoch)` (the object to torch.save).
+    `self.net`, and implement `preprocess` (the network's input normalisation), `load_weights(obj, source)` and
+    `official_checkpoint(epoch)` (the object to torch.save); `outputs` (the trainable path, used by
+    tool/train_edge.py) takes `self.net`'s list of side outputs unless overridden.
     """
     kind = ''
     official = ''
@@ -154,7 +155,7 @@ class LearnedEdge(EdgeEstimator):
 
     def outputs(self, img) -> EdgeOutputs:
         """img [B,3,H,W] RGB in [0, 1] -> logits (differentiable; no normalisation needed by the caller)."""
-        raise NotImplementedError
+        return EdgeOutputs(self.net(self.net_input(img)))
 
     def edge(self, img):
         return torch.sigmoid(self.outputs(img).edges[-1])

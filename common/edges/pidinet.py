@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.edges.learned import EdgeOutputs, LearnedEdge, imagenet, load_exact, state_dict_of
+from common.edges.learned import LearnedEdge, imagenet, load_exact, state_dict_of
 from common.errors import UserError
 from common.nets.pretrained import strip_prefixes
 from common.registry import EDGES
@@ -205,9 +205,6 @@ class PiDiNetEdge(LearnedEdge):
 
     def preprocess(self, img):
         return imagenet(img)
-
-    def outputs(self, img):
-        return EdgeOutputs(self.net(self.net_input(img)))
 
     def load_weights(self, obj, source='<state_dict>'):
         sd = state_dict_of(obj, source, EXPECTED)

@@ -218,7 +218,8 @@ def plot_curves(panels, path, xlabel='iteration', title=None, colors=None):
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        # one panel: the legend beside the axes, where it hides no curve
+        ax.legend(fontsize=7, **({'loc': 'upper left', 'bbox_to_anchor': (1.01, 1)} if n == 1 else {}))
     if not panels:
         axes[0][0].text(0.5, 0.5, 'no curves recorded', ha='center', va='center')
     if title:
