@@ -143,4 +143,4 @@ def _resnet(depth):
                              f'ResNet-{depth} (torchvision layout); `pretrained` = optional state dict or file path.')
 
 
-resnet18, resnet34, resnet50, resnet101 = (_resnet(d) for d in (18, 34, 50, 101))
+resnet18, resnet34, resnet50, resnet101, resnet152 = (_resnet(d) for d in (18, 34, 50, 101, 152))
