@@ -196,7 +196,9 @@ def main(argv=None):
     print(f'{args.edge} after {step} steps: {fmt(history["after"])}')
     if 'before' in history:
         print(f'F-score (ODS) on the test split: {history["before"]["ods"]:.3f} -> {history["after"]["ods"]:.3f}')
-    print(f'weights: {out} (official {args.edge} format; edge.type={args.edge} uses it when edge.weights is empty)')
+    use = ('uses it when edge.weights is empty' if out == default_weights_path(args.edge)
+           else f'uses it with edge.weights={out}')
+    print(f'weights: {out} (official {args.edge} format; edge.type={args.edge} {use})')
     return 0
 
 
