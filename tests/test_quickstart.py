@@ -101,3 +101,15 @@ def test_seeds_are_reported_as_mean_and_sample_std():
     assert '| all | 5 | baseline | 102.00 ± 2.83 | 51.00 ± 1.41 | 103.00 ± 2.83 |' in table
     assert '| occlusion 67-100% | 2 | baseline | 102.00 ± 2.83 |' in table
     assert '|  |  | teacher | 105.00 ± 2.83 |' in table
+
+
+def test_paired_difference_matches_samples_by_annotation(tmp_path):
+    """a - b per annotation id (b stored in another order, one id only in a): differences 1, 2, 3 -> mean 2,
+    standard error std(ddof=1) / sqrt(3) = 1 / sqrt(3)."""
+    import numpy as np
+
+    from tool.quickstart import paired_difference
+    np.savez(tmp_path / 'a.npz', ann_id=np.array([7, 3, 5, 9]), pa_mpjpe=np.array([11.0, 22.0, 33.0, 99.0]))
+    np.savez(tmp_path / 'b.npz', ann_id=np.array([5, 7, 3]), pa_mpjpe=np.array([30.0, 10.0, 20.0]))
+    mean, se, n = paired_difference(tmp_path / 'a.npz', tmp_path / 'b.npz')
+    assert n == 3 and mean == pytest.approx(2.0) and se == pytest.approx(1 / np.sqrt(3))

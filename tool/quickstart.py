@@ -603,6 +603,10 @@ def write_report(qs):
     ranking = ' < '.join(f'{NAMES[m]} {pa[m]:.1f}' for m in sorted(REPORT_ORDER, key=pa.get))
     d, se, n = paired_difference(npz['student'][0], npz['edge_only'][0])
     d2, se2, _ = paired_difference(npz['student'][0], npz['baseline'][0])
+    # between seeds training varies more than the per-sample error bar says: the per-seed differences
+    per_seed = [paired_difference(a, b)[0] for a, b in zip(npz['student'], npz['edge_only'])]
+    seeds_line = (f' Per seed: {", ".join(f"{x:+.2f}" for x in per_seed)} mm (mean {np.mean(per_seed):+.2f} ± '
+                  f'{np.std(per_seed, ddof=1):.2f}, sample std over seeds).') if len(per_seed) > 1 else ''
 
     lines = [f'# Quickstart report: scale {qs.args.scale}', '',
              f'{qs.preset.get("description", "")}. Settings: `{rel(qs.preset_path)}`; {seeds} seed(s) per model'
@@ -615,7 +619,8 @@ def write_report(qs):
               f'PA-MPJPE on all samples, best first: {ranking}.',
               f'Distillation (SEFD student − edge-only student, same test samples, seed 0): PA-MPJPE {d:+.2f} mm '
               f'± {se:.2f} (standard error of the per-sample differences, {n} samples); SEFD student − baseline: '
-              f'{d2:+.2f} ± {se2:.2f} mm. A difference within about two standard errors is not a finding.', '',
+              f'{d2:+.2f} ± {se2:.2f} mm. A difference within about two standard errors is not a finding.'
+              f'{seeds_line}', '',
               '## What each model saw (fairness)', '',
               '| model | starts from | epochs of its own | epochs in total | input at test time |',
               '|---|---|---:|---:|---|',
@@ -664,7 +669,8 @@ def write_report(qs):
                'total_minutes': total / 60, 'machine': mach, 'procedural_body_model': procedural}
     atomic_write_text(run / 'results.json', json.dumps(summary, indent=1))
     print('\n' + metrics_table(rows, markdown=False) + '\n')
-    print(f'PA-MPJPE, best first: {ranking}; distillation effect (student - edge only): {d:+.2f} ± {se:.2f} mm')
+    print(f'PA-MPJPE, best first: {ranking}; distillation effect (student - edge only, seed 0): {d:+.2f} ± {se:.2f} '
+          f'mm.{seeds_line}')
     print(f'report: {run / "report.md"} (figures: montage.png, curves.png, occlusion.png)')
 
 
