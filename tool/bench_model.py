@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from common.errors import run_cli  # noqa: E402
+
 from common.utils.body_samples import make_batch  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
@@ -63,4 +65,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

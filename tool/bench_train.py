@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from common.errors import run_cli  # noqa: E402
+
 from common.nets.distill import DISTILL_LOSS_NAMES  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
@@ -65,4 +67,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

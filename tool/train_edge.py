@@ -134,11 +134,11 @@ def main(argv=None):
     train_set = EdgeCrops(root, 'train', args.size, train=True)
     if not len(train_set):
         raise UserError(f'{root}: the train split has no people to train on')
-    test = make_test_set(root, args.size, args.max_test, progress)
     net = build(args.edge, training=True).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=args.weight_decay)
     step, history = 0, {}
-    if state_path.is_file() and not args.fresh:
+    resumed = state_path.is_file() and not args.fresh
+    if resumed:
         st = read_checkpoint(state_path, 'training state')
         if st.get('edge') != args.edge:
             raise UserError(f'{state_path} is the training state of edge {st.get("edge")!r}, not {args.edge!r}; '
@@ -147,11 +147,12 @@ def main(argv=None):
         opt.load_state_dict(st['optimizer'])
         step, history = st['step'], st['history']
         print(f'resuming {args.edge} from step {step} ({state_path})')
-    else:
-        if args.init:
-            net.load_file(resolve_path(args.init))
-        elif hasattr(net.net, 'init_weights'):
-            net.net.init_weights()
+    elif args.init:
+        net.load_file(resolve_path(args.init))
+    elif hasattr(net.net, 'init_weights'):
+        net.net.init_weights()
+    test = make_test_set(root, args.size, args.max_test, progress)   # after the weights: a bad --init fails at once
+    if not resumed:
         history['before'] = evaluate(net, test, args.batch, device, progress)
         print(f'{args.edge} before training: {fmt(history["before"])}')
 
