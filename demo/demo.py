@@ -188,6 +188,8 @@ def read_pose_json(path, names):
         raise UserError(f'--pose-json {path} does not match the images: it has poses for {", ".join(theirs)}'
                         f'{", ..." if len(entries) > 3 else ""}, none for {", ".join(names[:3])}'
                         f'{", ..." if len(names) > 3 else ""} (name each image by its file name or stem)')
+    if not entries:
+        print(f'warning: --pose-json {path} holds no poses: no people in any image', file=sys.stderr)
     for n in names:
         if n not in matched and entries:
             print(f'warning: --pose-json {path} has no entry for {n}: no people there', file=sys.stderr)
@@ -373,7 +375,6 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    from common.edges.base import build_edge
     from common.logger import setup_logger
     setup_logger(level=logging.WARNING)  # the model's build messages are noise here; warnings still show
     if args.gpu and not args.gpu.split(',')[0].strip().isdigit():
@@ -382,32 +383,27 @@ def main(argv=None):
         raise UserError('--gpu: torch sees no GPU; drop --gpu to run on the CPU')
     device = torch.device('cuda', int(args.gpu.split(',')[0])) if args.gpu else torch.device('cpu')
     ckpt = args.ckpt or default_checkpoint()
+    items = None if args.video else list_images(args.img)   # a wrong --img fails before the model loads
     model, cfg, ckpt_path = load_model(ckpt, device)
     out_dir = Path(args.out).expanduser() if args.out else \
         ROOT / 'output' / 'demo' / datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     fps = None
     if args.video:
+        out_dir.mkdir(parents=True, exist_ok=True)   # the frames are written there
         items, fps = video_frames(args.video, out_dir, max(1, args.every), args.max_frames)
         args.no_obj = True if not args.no_obj else args.no_obj
-    else:
-        items = list_images(args.img)
     images = read_images(items, single=len(items) == 1 and not args.video)
     names = list(images)
     paths = dict(items)
-    if args.pose_json:
-        poses = read_pose_json(args.pose_json, names)
-    else:
-        det = detect_people([paths[n] for n in names], out_dir / 'poses_detected.json', args.max_people)
-        db = json.loads(Path(det).read_text())
-        by_file = {img['id']: Path(img['file_name']).name for img in db['images']}
-        # the detector's file is COCO with full paths: read it back as any --pose-json
-        poses = {n: [] for n in names}
-        for a in db['annotations']:
-            poses[by_file[a['image_id']]].append(np.asarray(a['keypoints'], np.float32).reshape(17, 3))
-    edge = build_edge(cfg.edge) if cfg.mode == 'student' else None
-    loader_edge = edge if edge is not None and edge.in_loader else None
+    poses = read_pose_json(args.pose_json, names) if args.pose_json else None
+    out_dir.mkdir(parents=True, exist_ok=True)   # inputs read: no empty folder for a bad one
+    if poses is None:
+        # the detector writes COCO keypoints: read back as any --pose-json
+        poses = read_pose_json(detect_people([paths[n] for n in names], out_dir / 'poses_detected.json',
+                                             args.max_people), names)
+    # an edge the loader would compute (OpenCV Canny) is computed per crop here, by the model's own estimator
+    loader_edge = model.edge.module if model.edge is not None and model.edge.module.in_loader else None
     from tqdm import tqdm
     overlays = []
     for name in tqdm(names, desc='demo', unit='img', disable=len(names) < 3):

@@ -35,7 +35,8 @@ What maps where (published key after 'module.'  ->  ours):
 
 Why the root bias moves: our head adds the upright orientation's 6D (Rx(pi), main.model.UPRIGHT_6D) to the root
 output before Gram-Schmidt (so a freshly initialised head starts at a person standing upright); the published
-head does not, so the same function needs bias - (1,0,0,-1,0,0). The rotation graph keeps GraphConvBlock's own conversion of the per-vertex layout.
+head does not, so the same function needs bias - (1,0,0,-1,0,0). The rotation graph keeps GraphConvBlock's own
+conversion of the per-vertex layout.
 
 The config is inferred from the weights:
   model.backbone     resnet<depth>: blocks per stage of backbone.layer1..4 (and conv3: Bottleneck)

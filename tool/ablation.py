@@ -41,18 +41,16 @@ import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
 from common.utils.io import atomic_write_text  # noqa: E402
-from tool.experiments import (find_exp, fmt_time, is_tested, last_snapshot, override, rel, result_path,  # noqa: E402
-                              run_script, test_stage, train_stage)
+from tool.experiments import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested,  # noqa: E402
+                              mean_std, override, rel, result_path, run_script, test_stage, train_stage,
+                              trained_snapshot)
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / 'assets' / 'yaml' / 'ablations'
-METRICS = ('mpjpe', 'pa_mpjpe', 'mpvpe')
-METRIC_NAMES = {'mpjpe': 'MPJPE', 'pa_mpjpe': 'PA-MPJPE', 'mpvpe': 'MPVPE'}
 STUDENT_KEYS = ('edge.', 'distill.', 'mode=')   # what references do not take from the grid
 
 
@@ -354,10 +352,10 @@ class Runner:
         if ref.given:
             given = Path(ref.given)
             return str(given if given.is_absolute() else (ROOT / given).resolve())
-        exp = find_exp(ref.folder)
-        if exp is None or not last_snapshot(exp, ref.epochs).is_file():
+        path = trained_snapshot(ref.folder, ref.epochs)
+        if path is None:
             raise UserError(f'cell {task.name} needs its teacher, which is not trained ({ref.folder})')
-        return rel(last_snapshot(exp, ref.epochs))
+        return rel(path)
 
     def run_task(self, task):
         """Train and test one task; a failure is recorded and reported at the end (the other cells go on)."""
@@ -524,11 +522,7 @@ class Runner:
         out = []
         for label in sorted(order, key=lambda lb: (groups[lb][0] == 'cell', order.index(lb))):
             kind, rs = groups[label]
-            stats = {}
-            for k in METRICS:
-                v = np.asarray([x[k] for x in rs], float)
-                stats[k] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
-            out.append((label, kind, stats))
+            out.append((label, kind, {k: (*mean_std([x[k] for x in rs]), len(rs)) for k in METRICS}))
         return out
 
     def write_outputs(self, final=True):

@@ -127,11 +127,12 @@ def main(argv=None):
         exp = train_stage(stage, argv, args.epochs, ['--gpu', args.gpu] if args.gpu else [], what=f'candidate {name}')
         results[name] = {'description': desc, 'exp_dir': rel(exp), 'points': curve(exp, args.epochs, args.gpu)}
     from common.utils import vis
+    mach = machine()
     plot = Path(args.plot) if Path(args.plot).is_absolute() else ROOT / args.plot
     series = {f'{n} ({r["description"]})': ([p[0] for p in r['points']], [p[1] for p in r['points']])
               for n, r in results.items()}
     vis.plot_curves({'PA-MPJPE (mm), synthetic test split': series}, plot, xlabel='wall time (minutes)',
-                    title=f'learning speed ({machine()["cores"]} cores, {machine()["cpu"]})')
+                    title=f'learning speed ({mach["cores"]} cores, {mach["cpu"]})')
     lines = ['| candidate | setting | minutes (all epochs) | PA-MPJPE first epoch | PA-MPJPE last epoch | best |',
              '|---|---|---:|---:|---:|---:|']
     for n, r in results.items():
@@ -140,7 +141,7 @@ def main(argv=None):
                      f'{min(p[1] for p in pts):.1f} |')
     text = '\n'.join(lines) + '\n'
     atomic_write_text(out / 'table.md', text)
-    atomic_write_text(out / 'results.json', json.dumps({'machine': machine(), 'epochs': args.epochs,
+    atomic_write_text(out / 'results.json', json.dumps({'machine': mach, 'epochs': args.epochs,
                                                         'num_images': args.num_images, 'candidates': results},
                                                        indent=1))
     print('\n' + text)

@@ -13,11 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from common.errors import UserError
+from main.checkpoint import snapshot_name
 
 ROOT = Path(__file__).resolve().parents[1]
+METRICS = ('mpjpe', 'pa_mpjpe', 'mpvpe')
+METRIC_NAMES = {'mpjpe': 'MPJPE', 'pa_mpjpe': 'PA-MPJPE', 'mpvpe': 'MPVPE'}
 
 
 def override(key, value):
@@ -54,12 +58,15 @@ def find_exp(stage_dir):
 
 
 def last_snapshot(exp, epochs):
-    return Path(exp) / 'checkpoint' / f'snapshot_{epochs - 1}.pth.tar'
+    """The snapshot of an experiment's last epoch (epochs - 1), written yet or not."""
+    return Path(exp) / 'checkpoint' / snapshot_name(epochs - 1)
 
 
-def is_trained(stage_dir, epochs):
+def trained_snapshot(stage_dir, epochs):
+    """The last-epoch snapshot of the stage's experiment once its training has finished, else None."""
     exp = find_exp(stage_dir)
-    return exp is not None and last_snapshot(exp, epochs).is_file()
+    path = last_snapshot(exp, epochs) if exp is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 def run_script(script, argv, log=None, env=None):
@@ -80,9 +87,9 @@ def train_stage(stage_dir, argv, epochs, device_flags=(), log=None, env=None, wh
     """Train into stage_dir (argv: train.py's arguments incl. output_dir=stage_dir), continuing an interrupted
     run; returns the experiment folder. Raises UserError when train.py fails."""
     stage_dir = Path(stage_dir)
+    if trained_snapshot(stage_dir, epochs) is not None:
+        return find_exp(stage_dir)
     exp = find_exp(stage_dir)
-    if exp is not None and last_snapshot(exp, epochs).is_file():
-        return exp
     if stage_dir.is_dir():  # experiment folders without any checkpoint: killed before their first save
         for p in stage_dir.iterdir():
             if p.is_dir() and p != exp:
@@ -95,10 +102,9 @@ def train_stage(stage_dir, argv, epochs, device_flags=(), log=None, env=None, wh
     if rc != 0:
         where = f'; its output is in {log}' if log else ' (its message is above)'
         raise UserError(f'{what} failed: main/train.py exited with code {rc}{where}')
-    exp = find_exp(stage_dir)
-    if exp is None or not last_snapshot(exp, epochs).is_file():
+    if trained_snapshot(stage_dir, epochs) is None:
         raise UserError(f'{what}: main/train.py ended without the snapshot of epoch {epochs - 1} in {stage_dir}')
-    return exp
+    return find_exp(stage_dir)
 
 
 def result_path(exp, epochs):
@@ -128,6 +134,18 @@ def test_stage(exp, epochs, gpu='', log=None, env=None, what='test'):
     if not path.is_file():
         raise UserError(f'{what}: main/test.py wrote no {path}')
     return path
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (0 for one value)."""
+    a = np.asarray(values, float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def fmt_value(values):
+    """'mean ± std' over seeds, or the one value."""
+    m, s = mean_std(values)
+    return f'{m:.2f} ± {s:.2f}' if len(values) > 1 else f'{m:.2f}'
 
 
 def machine():

@@ -35,8 +35,9 @@ import yaml  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
 from common.utils.io import atomic_write_text  # noqa: E402
-from tool.experiments import (fmt_time, find_exp, is_tested, last_snapshot, machine, override, rel,  # noqa: E402
-                              result_path, run_script, test_stage, train_stage)
+from tool.experiments import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_exp, is_tested,  # noqa: E402
+                              machine, mean_std, override, rel, result_path, run_script, test_stage,
+                              train_stage, trained_snapshot)
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / 'assets' / 'yaml' / 'quickstart'
@@ -48,8 +49,6 @@ LONG_NAMES = {'baseline': '3DCrowdNet baseline (RGB + 2D pose)',
               'edge_only': 'edge-only student (RGB + Canny, no distillation)',
               'student': 'SEFD student (RGB + Canny, distilled from the teacher)',
               'teacher': 'teacher (RGB + SMPL overlap edge from the GT: an oracle)'}
-METRICS = ('mpjpe', 'pa_mpjpe', 'mpvpe')
-METRIC_NAMES = {'mpjpe': 'MPJPE', 'pa_mpjpe': 'PA-MPJPE', 'mpvpe': 'MPVPE'}
 # relative cost of one training iteration (baseline = 1): the time-left estimate only
 COST = {'baseline': 1.0, 'teacher': 1.3, 'edge_only': 1.15, 'student': 1.9}
 STATE_VERSION = 1
@@ -169,9 +168,8 @@ class Quickstart:
         return (['--gpu', self.args.gpu] if self.args.gpu else []) + (['--amp'] if self.args.amp else [])
 
     def teacher_snapshot(self, seed):
-        exp = self.find_exp(self.stage_dir('teacher', seed))
-        path = last_snapshot(exp, self.epochs('teacher')) if exp else None
-        return rel(path) if path is not None and path.is_file() else None
+        path = trained_snapshot(self.stage_dir('teacher', seed), self.epochs('teacher'))
+        return rel(path) if path is not None else None
 
     # ------------------------------------------------------------------------------------------ plan
     def plan(self):
@@ -237,7 +235,11 @@ class Quickstart:
             print(f'\n{head}: {self.describe(kind, model, seed)} -- {fmt_time(time.time() - self.t_start)} elapsed, '
                   f'about {fmt_time(self.time_left(remaining))} left', flush=True)
             t0 = time.time()
-            getattr(self, f'run_{kind}')(name, model, seed)
+            try:
+                getattr(self, f'run_{kind}')(name, model, seed)
+            except KeyboardInterrupt:
+                raise UserError(f'interrupted during stage {name}; run the same command again to continue from '
+                                f'there') from None
             seconds = time.time() - t0
             self.measured.append((self.units(kind, model), seconds))
             self.record(name, done=True, seconds=round(seconds, 1))
@@ -267,18 +269,13 @@ class Quickstart:
             return all((self.data_root / 'Synthetic' / 'data' / f'3DPW_latest_{sp}.json').is_file()
                        for sp in ('train', 'validation', 'test'))
         if kind == 'train':
-            exp = self.find_exp(self.stage_dir(model, seed))
-            return exp is not None and last_snapshot(exp, self.epochs(model)).is_file()
+            return trained_snapshot(self.stage_dir(model, seed), self.epochs(model)) is not None
         if kind == 'test':
             return self.result_json(model, seed) is not None
         return (self.run_dir / 'report.md').is_file() and rec.get('seeds') == len(self.seeds)
 
     def command(self, script, argv, name):
-        try:
-            rc = run_script(script, argv)
-        except KeyboardInterrupt:
-            raise UserError(f'interrupted during stage {name}; run the same command again to continue from there') \
-                from None
+        rc = run_script(script, argv)
         if rc != 0:
             raise UserError(f'stage {name} failed ({script} exited with code {rc}; its message is above); fix it and '
                             f'run the same command again: finished stages are kept')
@@ -316,12 +313,8 @@ class Quickstart:
                                 f'quickstart (it trains the teacher first)')
         argv = self.train_argv(model, seed, teacher)
         self.check_settings(name, argv)
-        try:
-            exp = train_stage(self.stage_dir(model, seed), argv, self.epochs(model), self.device_flags(),
-                              what=f'stage {name}', say=lambda m: print(m, flush=True))
-        except KeyboardInterrupt:
-            raise UserError(f'interrupted during stage {name}; run the same command again to continue from there') \
-                from None
+        exp = train_stage(self.stage_dir(model, seed), argv, self.epochs(model), self.device_flags(),
+                          what=f'stage {name}', say=lambda m: print(m, flush=True))
         self.record(name, exp_dir=rel(exp), epochs=self.epochs(model))
 
     # ---- tests
@@ -332,11 +325,7 @@ class Quickstart:
     def run_test(self, name, model, seed):
         exp = self.find_exp(self.stage_dir(model, seed))
         self.check_settings(name, ['--exp_dir', rel(exp), '--test_epoch', self.epochs(model) - 1])
-        try:
-            path = test_stage(exp, self.epochs(model), self.args.gpu, what=f'stage {name}')
-        except KeyboardInterrupt:
-            raise UserError(f'interrupted during stage {name}; run the same command again to continue from there') \
-                from None
+        path = test_stage(exp, self.epochs(model), self.args.gpu, what=f'stage {name}')
         self.record(name, result=rel(path))
 
     # ---- report
@@ -412,16 +401,6 @@ def table_rows(results):
         per_model = {m: {k: [get(r)[k] for r in results[m]] for k in METRICS} for m in REPORT_ORDER}
         out.append((label, count, per_model))
     return out
-
-
-def mean_std(values):
-    a = np.asarray(values, float)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
-
-
-def fmt_value(values):
-    m, s = mean_std(values)
-    return f'{m:.2f} ± {s:.2f}' if len(values) > 1 else f'{m:.2f}'
 
 
 def metrics_table(rows, markdown=True):

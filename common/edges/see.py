@@ -89,10 +89,14 @@ class SEENet(nn.Module):
             x = getattr(self, f'up{i}_{head}')(x, feats[4 - i])
         return getattr(self, f'outc_{head}')(x)
 
-    def forward(self, x):
+    def encode(self, x):
         feats = [self.inc(x)]
         for i in range(1, 5):
             feats.append(getattr(self, f'down{i}')(feats[-1]))
+        return feats
+
+    def forward(self, x):
+        feats = self.encode(x)
         return self.decode(feats, 1), self.decode(feats, 2)
 
 
@@ -121,11 +125,7 @@ class SEEEdge(LearnedEdge):
 
     def edge(self, img):
         # both decoders are needed only in training; the student takes the edge head alone
-        net = self.net
-        feats = [net.inc(self.net_input(img))]
-        for i in range(1, 5):
-            feats.append(getattr(net, f'down{i}')(feats[-1]))
-        return torch.sigmoid(net.decode(feats, 1))
+        return torch.sigmoid(self.net.decode(self.net.encode(self.net_input(img)), 1))
 
     def load_weights(self, obj, source='<state_dict>'):
         sd = state_dict_of(obj, source, EXPECTED)
