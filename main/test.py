@@ -37,7 +37,7 @@ def parse_args(argv=None):
                     help='snapshot epoch (default: the newest)')
     ap.add_argument('--cfg', default='', help='YAML applied on top of the saved config (e.g. a test set)')
     ap.add_argument('--gpu', default='', help="GPU id; empty: GPU 0 if any, else CPU; -1: CPU")
-    ap.add_argument('--amp', action='store_true', help='bf16 autocast (fp16 where bf16 is missing)')
+    ap.add_argument('--amp', action='store_true', help='mixed precision where this device computes it natively (bf16, else fp16 on GPUs, else fp32)')
     ap.add_argument('overrides', nargs='*', help='config overrides key=value, e.g. test.subset=crowd')
     return ap.parse_intermixed_args(argv)  # key=value overrides may come between flags
 

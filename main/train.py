@@ -24,7 +24,7 @@ from common.errors import UserError, run_cli
 from common.logger import setup_logger
 from data.dataset import build_train_dataset, get_dataset_class
 from main.checkpoint import checkpoint_dir, config_of, latest_checkpoint, load_checkpoint, snapshots
-from main.config import load_config, make_exp_dir, resolve_path
+from main.config import load_config, load_saved_config, make_exp_dir, resolve_path
 from main.trainer import Trainer, free_port, init_process, parse_gpus
 
 FLAG_KEYS = {'lr': ('train.lr', 'train.lr_backbone'), 'end_epoch': ('train.end_epoch',),
@@ -36,7 +36,7 @@ def parse_args(argv=None):
     ap.add_argument('--cfg', default='', help='experiment YAML (assets/yaml/...)')
     ap.add_argument('--gpu', default='', help="GPU ids '0,1' or '0-3' (one process each); empty: GPU 0 if any, "
                                               "else CPU; -1: CPU")
-    ap.add_argument('--amp', action='store_true', help='bf16 autocast + channels_last (fp16 where bf16 is missing)')
+    ap.add_argument('--amp', action='store_true', help='channels_last + mixed precision where this device computes it natively (bf16, else fp16 on GPUs, else fp32)')
     ap.add_argument('--continue', dest='continue_train', action='store_true',
                     help='continue the experiment of --exp_dir exactly where it stopped')
     ap.add_argument('--exp_dir', default='', help='experiment folder to continue (with --continue)')
@@ -73,7 +73,9 @@ def prepare(args):
         exp = resolve_path(args.exp_dir)
         if (exp / 'config.yaml').is_file():
             ckpt = latest_checkpoint(exp, prefer_last=True)  # one line when it has no checkpoint yet
-            return load_config(args.cfg or exp / 'config.yaml', overrides_of(args)), exp, ckpt, None
+            cfg = load_config(args.cfg, overrides_of(args)) if args.cfg else load_saved_config(exp / 'config.yaml',
+                                                                                               overrides_of(args))
+            return cfg, exp, ckpt, None
         if exp.is_dir() and not snapshots(checkpoint_dir(exp)):
             raise UserError(f'--exp_dir {args.exp_dir}: no config.yaml and no snapshot_<epoch>.pth.tar; nothing to '
                             f'continue')

@@ -22,8 +22,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from common.errors import UserError
-from main.checkpoint import (BEST, LAST, LEARNED_LOSS_PARTS, load_checkpoint, load_model_state, load_teacher,
-                             remove_stale_temporaries, save_checkpoint, snapshot_name)
+from common.runtime import amp_choice, amp_dtype
+from main.checkpoint import (BEST, LAST, LEARNED_LOSS_PARTS, BackgroundWriter, load_checkpoint, load_model_state,
+                             load_teacher, remove_stale_temporaries, snapshot_name)
 from main.config import VPOSER_FROM_CHECKPOINT
 from main.model import Model
 
@@ -31,16 +32,12 @@ log = logging.getLogger('sefd')
 
 
 # ---------------------------------------------------------------------------------------------- precision
-def amp_dtype(device):
-    if device.type == 'cuda' and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
-
-
 def amp_context(enabled, device):
-    if not enabled:
+    """Autocast in the precision --amp picks for the device (common/runtime.py); nothing where that is fp32."""
+    dtype = amp_dtype(device) if enabled else None
+    if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=amp_dtype(device))
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def make_scaler(enabled, device):
@@ -237,6 +234,8 @@ class Trainer:
         self.model.to(device)
         if cfg.train.amp:
             self.model = self.model.to(memory_format=torch.channels_last)
+            dtype, why = amp_choice(device)
+            (log.info if dtype is not None else log.warning)(f'--amp: {why}; channels_last')
         self.optimizer = make_optimizer(self.model, cfg)
         self.scaler = make_scaler(cfg.train.amp, device)
         self.epoch, self.iteration, self.global_step, self.best = 0, 0, 0, math.inf
@@ -252,6 +251,7 @@ class Trainer:
         self.loader = make_loader(SeededSamples(dataset), cfg, cfg.train.batch_size, device, sampler=self.sampler,
                                   train=True)
         self.tb = None
+        self.writer = BackgroundWriter()
         if rank == 0:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(self.exp_dir / 'tb'), purge_step=self.global_step or None)
@@ -298,12 +298,11 @@ class Trainer:
                 'scaler': self.scaler.state_dict(), 'rng': rng_state(), 'best_mpjpe': self.best,
                 'world_size': self.world, 'config': self.cfg.to_dict()}
 
-    def save(self, *names):
+    def save(self, *names, then=None):
+        """Checkpoint files `names`, written in the background (self.writer); then() runs after the last one."""
         if self.rank != 0:
             return
-        state = self.checkpoint_state()
-        for name in names:
-            save_checkpoint(self.ckpt_dir / name, state)
+        self.writer.submit(self.checkpoint_state(), [self.ckpt_dir / n for n in names], then)
 
     def restore(self, path):
         ckpt, path = load_checkpoint(path, prefer_last=True)
@@ -325,6 +324,17 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ loop
     def train(self):
+        try:
+            self.train_epochs()
+        except BaseException:
+            with contextlib.suppress(Exception):   # the first error is the one to report
+                self.writer.wait()
+            raise
+        self.writer.wait()
+        if self.tb is not None:
+            self.tb.close()
+
+    def train_epochs(self):
         cfg = self.cfg
         if self.iteration >= self.iters_per_epoch():
             self.epoch, self.iteration = self.epoch + 1, 0
@@ -337,15 +347,13 @@ class Trainer:
             with logging_redirect_tqdm():
                 self.train_epoch(bar, n_iter)
             bar.close()
-            self.save(snapshot_name(self.epoch))
-            if self.rank == 0:
-                (self.ckpt_dir / LAST).unlink(missing_ok=True)  # older than the snapshot now
-                log.info(f'saved {self.ckpt_dir / snapshot_name(self.epoch)}')
+            snap = self.ckpt_dir / snapshot_name(self.epoch)
+            # last.pth.tar is older than the snapshot once the snapshot is on disk
+            self.save(snap.name, then=lambda s=snap: ((self.ckpt_dir / LAST).unlink(missing_ok=True),
+                                                      log.info(f'saved {s}')))
             if cfg.train.val_every and (self.epoch + 1) % cfg.train.val_every == 0:
                 self.validate()
             self.epoch, self.iteration = self.epoch + 1, 0
-        if self.tb is not None:
-            self.tb.close()
 
     def train_epoch(self, bar, n_iter):
         cfg, per_step = self.cfg, self.cfg.train.batch_size * self.world

@@ -24,7 +24,7 @@ from common.errors import run_cli  # noqa: E402
 from data.dataset import build_train_dataset  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.trainer import make_loader  # noqa: E402
-from tool.benchmark import interleaved, train_step  # noqa: E402
+from tool.benchmark import interleaved, print_machine, train_step  # noqa: E402
 
 
 def loader_rate(cfg, dataset, workers, batches):
@@ -57,6 +57,7 @@ def main():
     ap.add_argument('--teacher', action='store_true', help='add the overlap-edge channel, rendered per crop')
     ap.add_argument('overrides', nargs='*')
     args = ap.parse_args()
+    print_machine(True)
     extra = ['mode=teacher', 'edge.type=smpl_overlap'] if args.teacher else []
     cfg = load_config(args.cfg, ['data.train_sets_3d=[Synthetic]', 'data.train_sets_2d=[]',
                                  f'train.batch_size={args.batch}'] + extra + args.overrides)

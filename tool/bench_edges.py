@@ -24,7 +24,7 @@ import tempfile  # noqa: E402
 import torch  # noqa: E402
 
 from common.errors import run_cli  # noqa: E402
-from tool.benchmark import interleaved, sync  # noqa: E402
+from tool.benchmark import interleaved, print_machine, sync  # noqa: E402
 
 LEARNED = ('rcf', 'hed', 'pidinet', 'see')
 EDGES = ('canny', 'canny_opencv') + LEARNED
@@ -128,6 +128,7 @@ def bench_student_steps(paths, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    print_machine()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_random_weights(tmp)

@@ -4,8 +4,8 @@ mean something on a quiet or GPU machine).
     python tool/bench_model.py                      # ResNet-50, 256 px, batch 8 (the issue's setting)
     python tool/bench_model.py --backbone resnet18 --size 128 --batch 4 --reps 3
 
-Prints, for the same batch: full baseline step fp32 vs --amp (bf16 autocast + channels_last), and the
-full step vs the bare backbone forward+backward (target <= 1.3 at ResNet-50 / 256 px / batch 8).
+Prints, for the same batch: full baseline step fp32 vs --amp (the precision common/runtime.py picks, +
+channels_last), and the full step vs the bare backbone forward+backward (target <= 1.3 at ResNet-50 / 256 px / batch 8).
 Configurations are interleaved (A B C A B C ...) so drifts of a shared machine hit all of them alike.
 """
 import argparse
@@ -23,7 +23,7 @@ from common.utils.body_samples import make_batch  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
-from tool.benchmark import interleaved, step_args, train_step  # noqa: E402
+from tool.benchmark import interleaved, print_machine, step_args, train_step  # noqa: E402
 
 
 def backbone_fn(model, img):
@@ -40,6 +40,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     step_args(ap)
     args = ap.parse_args()
+    print_machine(True)
     torch.manual_seed(0)
     base = [f'model.backbone={args.backbone}', f'model.input_size={args.size}',
             f'model.procedural_vertices={args.vertices}']
@@ -49,7 +50,7 @@ def main():
 
     amp = load_config(None, [*base, 'train.amp=true'])
     runs = {'step fp32': train_step(cfg, body, batch, cpu),
-            'step amp (bf16 + channels_last)': train_step(amp, body, batch, cpu),
+            'step --amp (+ channels_last)': train_step(amp, body, batch, cpu),
             'bare backbone fwd+bwd fp32': backbone_fn(Model(cfg, body).train(), batch[0]['img'])}
     times = interleaved(runs, args.reps)
 
@@ -58,7 +59,7 @@ def main():
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in med.items():
         print(f'  {k:34s} {v:8.3f}  (all: {" ".join(f"{x:.2f}" for x in times[k])})')
-    full, amp_t, bare = med['step fp32'], med['step amp (bf16 + channels_last)'], med['bare backbone fwd+bwd fp32']
+    full, amp_t, bare = med['step fp32'], med['step --amp (+ channels_last)'], med['bare backbone fwd+bwd fp32']
     print(f'speedup amp vs fp32:              x{full / amp_t:.2f}')
     print(f'full step / bare backbone (fp32): {full / bare:.2f}  (target <= 1.3; best-of ratio '
           f'{min(times["step fp32"]) / min(times["bare backbone fwd+bwd fp32"]):.2f})')

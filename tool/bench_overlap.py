@@ -32,6 +32,7 @@ from common.edges.overlap import dilation_size, overlap_edges, overlap_edges_cro
 from common.utils.body_samples import random_smpl_params  # noqa: E402
 from common.utils.render import Renderer  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
+from tool.benchmark import print_machine  # noqa: E402
 
 
 SMPL_L_SHOULDER, SMPL_R_SHOULDER = 16, 17   # SMPL-24 joint indices
@@ -141,6 +142,7 @@ def main():
     ap.add_argument('--literal', action='store_true',
                     help="also time the reference's own Canny module (kornia dilations etc.) on the first 2 frames")
     args = ap.parse_args()
+    print_machine()
     width, height = (1920, 1080) if args.landscape else (1080, 1920)
     frames = make_frames(args.frames, width, height, args.seed)
     renderer = Renderer()

@@ -25,7 +25,7 @@ from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
 from main.trainer import parse_gpus  # noqa: E402
-from tool.benchmark import interleaved, model_batch, step_args, train_step  # noqa: E402
+from tool.benchmark import interleaved, model_batch, print_machine, step_args, train_step  # noqa: E402
 
 
 def main():
@@ -35,6 +35,7 @@ def main():
     ap.add_argument('--losses', default=','.join(DISTILL_LOSS_NAMES), help='none = the edge-only student')
     ap.add_argument('--gpu', default='-1', help='GPU id (default: the CPU)')
     args = ap.parse_args()
+    print_machine(args.amp)
     gpus = parse_gpus(args.gpu)
     device = torch.device('cuda', gpus[0]) if gpus else torch.device('cpu')
     torch.manual_seed(0)

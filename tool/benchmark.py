@@ -8,9 +8,17 @@ import time
 
 import torch
 
+from common.runtime import machine_line, precision_name
 from common.utils.body_samples import make_batch
 from main.model import Model
 from main.trainer import forward_losses, make_optimizer, make_scaler, optimize, to_device
+
+
+def print_machine(amp=False, device=None):
+    """The line every benchmark starts with: CPU, its features, threads, and the precision a run actually uses."""
+    dev = device or torch.device('cpu')
+    print(f'machine: {machine_line(dev)}; --amp here computes in {precision_name(True, dev)}; this run: '
+          f'{precision_name(amp, dev)}', flush=True)
 
 
 def step_args(ap, reps=5):

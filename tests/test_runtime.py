@@ -1,0 +1,57 @@
+"""--amp picks the precision per device: bf16 only where the CPU computes it natively, fp32 (with the reason) where it
+would be emulated; the trainer's autocast and scaler follow."""
+import pytest
+import torch
+
+from common import runtime
+from main.trainer import amp_context, make_scaler
+
+CPU = torch.device('cpu')
+
+
+@pytest.fixture
+def flags(monkeypatch):
+    def set_flags(*names, mkldnn=True):
+        monkeypatch.setattr(runtime, 'cpu_flags', lambda: frozenset(names))
+        monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: mkldnn)
+    return set_flags
+
+
+@pytest.mark.parametrize('cpu,expected', [
+    (('avx2', 'fma'), None),                                   # AVX2-only EPYC: emulated bf16, 18x slower
+    (('avx2', 'avx512f', 'avx512bw', 'avx512_vnni'), None),    # AVX-512 without BF16: emulated, 2x slower
+    (('avx2', 'avx512f', 'avx512_bf16'), torch.bfloat16),      # Cooper Lake and later
+    (('avx2', 'avx512f', 'amx_bf16', 'amx_tile'), torch.bfloat16),  # Sapphire Rapids (AMX)
+    (('asimd', 'bf16'), torch.bfloat16),                       # Arm with the BF16 extension
+])
+def test_cpu_bf16_only_where_native(flags, cpu, expected):
+    flags(*cpu)
+    dtype, why = runtime.amp_choice(CPU)
+    assert dtype == expected
+    assert ('fp32' in why) == (expected is None)
+    assert runtime.precision_name(True, CPU) == ('bf16' if expected else 'fp32')
+    assert runtime.precision_name(False, CPU) == 'fp32'
+
+
+def test_mkldnn_without_bf16_kernels_means_fp32(flags):
+    flags('avx512_bf16', mkldnn=False)
+    assert runtime.amp_dtype(CPU) is None
+
+
+def test_trainer_autocast_and_scaler_follow_the_choice(flags):
+    x = torch.randn(4, 4)
+    flags('avx2')
+    with amp_context(True, CPU):
+        assert (x @ x).dtype == torch.float32
+    assert not make_scaler(True, CPU).is_enabled()
+    flags('avx512_bf16')
+    with amp_context(True, CPU):
+        assert (x @ x).dtype == torch.bfloat16
+    assert not make_scaler(True, CPU).is_enabled()   # bf16 needs no scaler
+    with amp_context(False, CPU):
+        assert (x @ x).dtype == torch.float32
+
+
+def test_machine_line_names_the_features():
+    line = runtime.machine_line()
+    assert 'native bf16' in line and 'threads' in line
