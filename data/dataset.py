@@ -5,8 +5,9 @@ Every loader reduces its format to `Record`s (data/<Name>/<Name>.py) and `BaseDa
 record into the one sample dict all training sets share (shapes per sample; J = 30 SMPL-30 joints,
 S = model.input_size, G = S/4 the heatmap grid):
 
-  inputs   img [3,S,S] RGB in [0,1]; joints [J,2] input 2D pose (grid px, PoseFix-synthesised);
-           joints_mask [J,1] (clean GT truncation mask); edge [1,S,S] in [0,1] (teacher: SMPL overlap edge)
+  inputs   img [3,S,S] RGB in [0,1]; joints [J,2] input 2D pose (grid px; data.input_pose: the test-time
+           detector's joints and errors, or 3DCrowdNet's PoseFix + clean GT); joints_mask [J,1] (which input joints
+           are given: detected and inside the grid, or the clean GT truncation mask); edge [1,S,S] in [0,1]
   targets  orig_joint_img [J,3] (grid px; z on the grid for 3D sets, 0 for 2D sets); fit_joint_img [J,3];
            orig_joint_cam [J,3] (m, root-relative, rotated with the crop; 0 for 2D sets); fit_joint_cam [J,3];
            pose_param [72] (root rotated with the crop); shape_param [10] (zeroed when any |beta| > 3)
@@ -15,6 +16,7 @@ S = model.input_size, G = S/4 the heatmap grid):
 The test sample of 3DPW is documented in data/PW3D/PW3D.py.
 """
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -27,14 +29,17 @@ from torch.utils.data import ConcatDataset, Dataset
 from common.errors import UserError
 from common.registry import DATASETS
 from common.utils import preprocessing as pre
-from common.utils.body_samples import UNFIT_JOINTS
-from common.utils.joint_sets import COCO17, SMPL30, JointSet, map_joints
-from common.utils.posefix import bbox_area_in_crop, overlapping, replace_common_joints, synthesize_pose, to_coco17
+from common.utils.joint_sets import COCO17, SMPL30, JointSet, map_joints, openpose_to_smpl30
+from common.utils.posefix import (bbox_area_in_crop, detector_joints, overlapping, replace_common_joints,
+                                  synthesize_pose, to_coco17)
 from common.utils.smpl import get_body_model
 from data.scenes import Person, Scene, find_edge_file, scene_meshes
 
 log = logging.getLogger('sefd')
 ROOT = Path(__file__).resolve().parents[1]
+# SMPL-30 joints whose rotations the fits do not constrain (3DCrowdNet's fit_param_valid)
+UNFIT_JOINTS = ('L_Ankle', 'R_Ankle', 'L_Toe', 'R_Toe', 'L_Wrist', 'R_Wrist', 'L_Hand', 'R_Hand')
+INPUT_CONF_THR = 0.05  # a detected joint counts when its confidence is above this (3DCrowdNet's test protocol)
 
 
 def dataset_root(cfg, name):
@@ -109,6 +114,15 @@ class Record:
     key: str = ''
     ann_id: int = -1                     # annotation id (evaluation results name their samples by it)
     occlusion: float = float('nan')      # fraction of the person other people hide, where recorded (Synthetic)
+    detector: Optional[tuple] = None     # (DetectorScene, person index): the test-time detector, replayable (Synthetic)
+
+
+def pose_box(pose, img_w, img_h, train):
+    """The crop box of a detected pose [J,3] (x, y, conf; image px), as the test protocol makes it: the box of the
+    joints above INPUT_CONF_THR, x1.2, then process_bbox. None when no joint counts (or, in training, the box is
+    degenerate)."""
+    box = pre.get_bbox(pose[:, :2], pose[:, 2] > INPUT_CONF_THR)
+    return pre.process_bbox(box, img_w, img_h, train=train) if box is not None else None
 
 
 def add_neighbours(records, thr=0.1):
@@ -127,7 +141,14 @@ class BaseDataset(Dataset):
     """Turns Records into samples. Subclasses set `name`, `is_3d` and implement `load_records()`."""
     name = ''
     is_3d = False
+    # the SMPL fits are the truth (rendered from them): every joint's rotation is a target; fitted datasets leave
+    # out the wrists, hands, ankles and toes, which their fits do not constrain (3DCrowdNet's fit_param_valid)
+    exact_fits = False
     bad_sample_log_limit = 5
+    # SMPL meshes of a record (its fit, flipped or not; its scene's people) depend on nothing random: each loader
+    # worker keeps the last ones (an entry is 50-250 KB: at most ~130 MB), which takes the body model off most
+    # samples of a small set; on a large set it only costs that memory
+    mesh_cache_size = 512
 
     def __init__(self, cfg, split='train'):
         self.cfg, self.split, self.train = cfg, split, split == 'train'
@@ -137,6 +158,7 @@ class BaseDataset(Dataset):
         self.records = self.load_records()
         self.bad = set()  # indices of records found bad (per worker process)
         self._loader_edge = None
+        self._meshes = OrderedDict()
         log.info(f'{self.name} {split}: {len(self.records)} samples')
 
     def load_records(self):
@@ -169,8 +191,15 @@ class BaseDataset(Dataset):
         S, G, js = self.size, self.hm, rec.joint_set
         img = pre.load_img(rec.img_path)
         aug = pre.get_aug_config(rng, self.train)
-        patch, img2bb, _ = pre.generate_patch_image(img, rec.bbox, aug.scale, aug.rot, aug.do_flip, (S, S))
         W = img.shape[1]  # the pixels' width: an annotation's width may be wrong (CrowdPose stores it swapped)
+        detected, bbox = None, rec.bbox
+        if self.train and rec.detector is not None and self.cfg.data.input_pose == 'detector':
+            # the test-time detector replayed (fresh errors each time), and the crop made from its pose, as in testing
+            scene, i = rec.detector
+            detected = openpose_to_smpl30(scene.detect(rng, i))
+            box = pose_box(detected, W, img.shape[0], train=True)
+            bbox = box if box is not None else rec.bbox
+        patch, img2bb, _ = pre.generate_patch_image(img, bbox, aug.scale, aug.rot, aug.do_flip, (S, S))
 
         # GT 2D/3D joints of the dataset's own set -> crop -> grid, then SMPL-30 by name
         j2d = pre.joints_to_crop(rec.joints_2d, img2bb, aug.do_flip, W, js.flip_pairs)
@@ -186,22 +215,18 @@ class BaseDataset(Dataset):
             cam = pre.rotate_root_relative(gt_rel, aug.rot).astype(np.float32)
         trunc = pre.truncation_mask(grid, valid[:, 0], (G, G), G if rec.joints_3d is not None else None)
 
-        # input pose: PoseFix errors on the COCO joints, clean GT elsewhere
-        near = np.stack([pre.joints_to_crop(n, img2bb, aug.do_flip, W, COCO17.flip_pairs) for n in rec.near_joints]) \
-            if len(rec.near_joints) else np.zeros((0, 17, 3), np.float32)
-        coco = to_coco17(np.concatenate([j2d[:, :2], valid], 1), js)
-        if self.train:
-            synth = synthesize_pose(coco, near, bbox_area_in_crop(rec.tight_bbox, img2bb), rng)
-            inp = replace_common_joints(j2d[:, :2], js, synth)
+        to30 = lambda a: map_joints(np.asarray(a, np.float32), js, SMPL30)  # noqa: E731
+        if detected is not None:
+            inp, inp_mask = self.detected_input(pre.joints_to_crop(detected, img2bb, aug.do_flip, W, SMPL30.flip_pairs))
+        elif self.train:
+            inp, inp_mask = self.posefix_input(rec, j2d, valid, img2bb, aug, W, trunc, to30, rng)
         else:
-            inp = j2d[:, :2]
-        inp = pre.crop_to_grid(inp, (S, S), (G, G))
+            inp, inp_mask = to30(pre.crop_to_grid(j2d[:, :2], (S, S), (G, G))), to30(trunc)
 
         fit = self.fit_targets(rec, aug, img2bb, W, gt_rel)
-        to30 = lambda a: map_joints(np.asarray(a, np.float32), js, SMPL30)  # noqa: E731
         patch = pre.apply_color_gain(patch, aug.color_gain)
         inputs = {'img': torch.from_numpy(pre.image_to_chw(patch)),
-                  'joints': torch.from_numpy(to30(inp)), 'joints_mask': torch.from_numpy(to30(trunc)),
+                  'joints': torch.from_numpy(inp), 'joints_mask': torch.from_numpy(inp_mask),
                   **self.edge_inputs(rec, patch, img2bb, aug.do_flip, W)}
         targets = {'orig_joint_img': to30(grid), 'fit_joint_img': fit['joint_img'], 'orig_joint_cam': to30(cam),
                    'fit_joint_cam': fit['joint_cam'], 'pose_param': fit['pose'], 'shape_param': fit['shape']}
@@ -210,6 +235,27 @@ class BaseDataset(Dataset):
                 'is_3D': np.float32([self.is_3d])}
         as_t = lambda d: {k: torch.as_tensor(v) for k, v in d.items()}  # noqa: E731
         return inputs, as_t(targets), as_t(meta)
+
+    def detected_input(self, pose30):
+        """(joints [30,2] grid px, mask [30,1]) of a detected pose [30,3] in crop px: the joints above INPUT_CONF_THR
+        and inside the grid count, as in testing."""
+        S, G = self.size, self.hm
+        grid = pre.crop_to_grid(pose30[:, :2], (S, S), (G, G)).astype(np.float32)
+        return grid, pre.truncation_mask(grid, pose30[:, 2] > INPUT_CONF_THR, (G, G))
+
+    def posefix_input(self, rec, j2d, valid, img2bb, aug, W, trunc, to30, rng):
+        """The training input pose from PoseFix errors on the COCO joints (data.input_pose): detector = only the
+        joints a detector gives (COCO-17, neck, pelvis), each counting when synthesised and inside the grid;
+        published = 3DCrowdNet's (clean GT on every other joint of the set, the clean GT truncation mask)."""
+        S, G, js = self.size, self.hm, rec.joint_set
+        near = np.stack([pre.joints_to_crop(n, img2bb, aug.do_flip, W, COCO17.flip_pairs) for n in rec.near_joints]) \
+            if len(rec.near_joints) else np.zeros((0, 17, 3), np.float32)
+        coco = to_coco17(np.concatenate([j2d[:, :2], valid], 1), js)
+        synth = synthesize_pose(coco, near, bbox_area_in_crop(rec.tight_bbox, img2bb), rng)
+        if self.cfg.data.input_pose == 'detector':
+            return self.detected_input(detector_joints(synth))
+        inp = replace_common_joints(j2d[:, :2], js, synth)
+        return to30(pre.crop_to_grid(inp, (S, S), (G, G))), to30(trunc)
 
     def test_inputs(self, rec, pose30, conf_thr):
         """A test sample's inputs and meta: the crop of rec.bbox without augmentation, and the input 2D pose
@@ -265,6 +311,31 @@ class BaseDataset(Dataset):
         pose[:3] = cv2.Rodrigues(p.cam_R @ cv2.Rodrigues(pose[:3])[0])[0].ravel()
         return pose, shape, p.cam_R @ trans + p.cam_t + p.cam_R @ j0 - j0
 
+    def cached(self, key, make):
+        """make() once per key among the last mesh_cache_size keys of this process."""
+        if key in self._meshes:
+            self._meshes.move_to_end(key)
+            return self._meshes[key]
+        value = self._meshes[key] = make()
+        if len(self._meshes) > self.mesh_cache_size:
+            self._meshes.popitem(last=False)
+        return value
+
+    def people_joints(self, people):
+        """Camera-frame SMPL-30 joints [30,3] of each Person, one body-model call per gender (loading is faster)."""
+        params = [self.camera_frame_smpl(p) for p in people]
+        out = [None] * len(people)
+        for g in {p.gender for p in people}:
+            same = [i for i, p in enumerate(people) if p.gender == g]
+            for c in range(0, len(same), 512):
+                idx = same[c:c + 512]
+                t = lambda k: torch.as_tensor(np.stack([params[i][k] for i in idx]), dtype=torch.float32)  # noqa: E731
+                with torch.no_grad():
+                    _, joints = self.body(g)(t(0), t(1), t(2))
+                for n, i in enumerate(idx):
+                    out[i] = joints[n].numpy().astype(np.float64)
+        return out
+
     def smpl_joints(self, pose, shape, trans, gender='neutral'):
         return self.smpl_mesh(pose, shape, trans, gender)[1]
 
@@ -277,18 +348,16 @@ class BaseDataset(Dataset):
     def fit_targets(self, rec, aug, img2bb, W, gt_rel):
         S, G = self.size, self.hm
         param_valid = np.ones((24, 3), np.float32)
-        param_valid[[SMPL30.index(n) for n in UNFIT_JOINTS]] = 0
+        if not self.exact_fits:
+            param_valid[[SMPL30.index(n) for n in UNFIT_JOINTS]] = 0
         empty = {'joint_img': np.zeros((30, 3), np.float32), 'joint_cam': np.zeros((30, 3), np.float32),
                  'pose': np.zeros(72, np.float32), 'shape': np.zeros(10, np.float32),
                  'trunc': np.zeros((30, 1), np.float32), 'param_valid': param_valid.reshape(72), 'valid': 0.0}
         if rec.person is None:
             return empty
         p = rec.person
-        pose, shape, trans = self.camera_frame_smpl(p)
-        if aug.do_flip:
-            root = self.smpl_joints(pose, shape, trans, p.gender)[SMPL30.root_idx]
-            pose, trans = pre.flip_smpl_pose(pose), pre.flip_smpl_translation(trans, root, p.focal[0], p.princpt[0], W)
-        verts, joints = self.smpl_mesh(pose, shape, trans, p.gender)
+        pose, shape, trans, verts, joints = self.cached(('fit', id(rec), aug.do_flip, W),
+                                                        lambda: self.fitted_mesh(p, aug.do_flip, W))
         root = joints[SMPL30.root_idx]
         proj = joints[:, :2] / joints[:, 2:] * np.asarray(p.focal) + np.asarray(p.princpt)
         jimg = np.zeros((30, 3), np.float32)
@@ -300,6 +369,14 @@ class BaseDataset(Dataset):
                 'shape': (shape if np.abs(shape).max() <= 3 else np.zeros(10)).astype(np.float32),
                 'trunc': pre.truncation_mask(jimg, np.ones(30), (G, G), G), 'param_valid': param_valid.reshape(72),
                 'valid': float(valid)}
+
+    def fitted_mesh(self, p, do_flip, W):
+        """(pose, shape, trans, verts, joints) of person p's fit in the camera frame, mirrored when do_flip."""
+        pose, shape, trans = self.camera_frame_smpl(p)
+        if do_flip:
+            root = self.smpl_joints(pose, shape, trans, p.gender)[SMPL30.root_idx]
+            pose, trans = pre.flip_smpl_pose(pose), pre.flip_smpl_translation(trans, root, p.focal[0], p.princpt[0], W)
+        return (pose, shape, trans, *self.smpl_mesh(pose, shape, trans, p.gender))
 
     def fit_is_valid(self, rec, verts, gt_rel):
         """Hook for the 3D sets' fit filter. verts: the fitted mesh in the camera frame, flipped with the
@@ -327,7 +404,7 @@ class BaseDataset(Dataset):
         if rec.scene is None or len(rec.scene.people) < 2:
             return np.zeros((S, S), np.float32)  # nobody to hide anyone
         bodies = {g: self.body(g) for g in {p.gender for p in rec.scene.people} | {'neutral'}}
-        meshes, f, c = scene_meshes(rec.scene, bodies)
+        meshes, f, c = self.cached(('scene', id(rec.scene)), lambda: scene_meshes(rec.scene, bodies))
         trans = np.asarray(img2bb, np.float64)
         if do_flip:  # img2bb maps the mirrored image; render from the original one
             trans = trans @ np.array([[-1.0, 0, W - 1], [0, 1, 0], [0, 0, 1]])

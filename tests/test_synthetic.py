@@ -207,7 +207,7 @@ def test_failed_scene_is_retried_then_skipped_and_counted(egl, tmp_path):
 
 
 def test_detector_follows_visibility():
-    from tool.synthetic import detector as D
+    from common.utils import simulated_detector as D
     rng = np.random.default_rng(0)
     uv = np.stack([np.linspace(10, 100, 18), np.linspace(20, 200, 18)], 1)
     st = np.full(18, D.VISIBLE)

@@ -189,3 +189,9 @@ def with_midpoints(joint_set, names=('Pelvis',), name=None):
     edges += [(p, n) for n in names for p in MIDPOINTS[n]]
     root = 'Pelvis' if 'Pelvis' in joints else joint_set.root
     return _make(name or f'{joint_set.name}+{"+".join(names)}', joints, edges, root)
+
+
+def openpose_to_smpl30(op):
+    """OpenPose-18 [18,3] (x, y, conf), nested or flat -> SMPL-30 [30,3]; the pelvis is the mid-hip point."""
+    op = add_midpoints(np.asarray(op, np.float32).reshape(18, 3), OPENPOSE18, ('Pelvis',))
+    return map_joints(op, with_midpoints(OPENPOSE18, ('Pelvis',), 'OpenPose19'), SMPL30)

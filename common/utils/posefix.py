@@ -44,11 +44,11 @@ import math
 
 import numpy as np
 
-from common.utils.joint_sets import COCO17, map_joints
+from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints
 
 __all__ = ['COCO_SIGMAS', 'KS', 'ERROR_TYPES', 'NUM_SAMPLES', 'oks_radii', 'error_probabilities',
            'synthesize_pose', 'synthesize_pose_types', 'to_coco17', 'replace_common_joints',
-           'bbox_area_in_crop', 'bbox_iou', 'overlapping']
+           'bbox_area_in_crop', 'bbox_iou', 'overlapping', 'detector_joints']
 
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
                         .89]) / 10.0
@@ -308,6 +308,13 @@ def to_coco17(joints, joint_set):
     """Joints [J,D] of `joint_set` -> COCO-17 order [17,D] by name (missing joints all-zero, i.e.
     unlabelled)."""
     return map_joints(np.asarray(joints), joint_set, COCO17)
+
+
+def detector_joints(synth_coco17):
+    """A synthesised COCO-17 pose [17,3] -> SMPL-30 [30,3] holding only what a COCO / OpenPose detector gives at
+    test time: the 17 COCO joints, the neck and the pelvis (midpoints of the shoulders and of the hips, their
+    confidence the parents' product, as the test loader makes them); every other joint (0, 0, 0)."""
+    return map_joints(add_midpoints(np.asarray(synth_coco17, np.float32), COCO17, ('Pelvis', 'Neck')), COCO19, SMPL30)
 
 
 def replace_common_joints(joints, joint_set, synth_coco17, conf_col=None):

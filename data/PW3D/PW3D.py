@@ -8,9 +8,9 @@ import torch
 from common.errors import UserError
 from common.registry import DATASETS, closest
 from common.utils import preprocessing as pre
-from common.utils.joint_sets import COCO17, COCO19, OPENPOSE18, SMPL30, add_midpoints, map_joints, with_midpoints
+from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints, openpose_to_smpl30
 from common.utils.metrics import evaluate_3dpw
-from data.dataset import BaseDataset, Record, add_neighbours
+from data.dataset import INPUT_CONF_THR, BaseDataset, Record, add_neighbours, pose_box
 from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, smpl_of
 
 LAYOUT = ('data/PW3D/data/3DPW_latest_{train,validation,test}.json and data/PW3D/data/imageFiles/<sequence>/'
@@ -78,7 +78,6 @@ SUBSETS = {
     'oc': (SPLITS, lambda seq, frame: seq.rsplit('_', 1)[0] in OC_PREFIXES),
     'pc': (SPLITS, lambda seq, frame: seq in PC_RANGES and PC_RANGES[seq][0] <= frame < PC_RANGES[seq][1]),
 }
-INPUT_CONF_THR = 0.05
 
 
 OCCLUSION_LEVELS = ('0-33%', '33-67%', '67-100%')
@@ -100,15 +99,6 @@ def subset_filter(subset):
     if subset not in SUBSETS:
         raise UserError(f'test.subset {subset!r} is not one of {sorted(SUBSETS)}{closest(subset, SUBSETS)}')
     return SUBSETS[subset]
-
-
-OPENPOSE19 = with_midpoints(OPENPOSE18, ('Pelvis',), 'OpenPose19')
-
-
-def openpose_to_smpl30(op):
-    """OpenPose-18 [18,3] (x, y, conf), nested or flat -> SMPL-30 [30,3]; the pelvis is the mid-hip point."""
-    op = add_midpoints(np.asarray(op, np.float32).reshape(18, 3), OPENPOSE18, ('Pelvis',))
-    return map_joints(op, OPENPOSE19, SMPL30)
 
 
 @DATASETS.register()
@@ -145,6 +135,7 @@ class PW3D(BaseDataset):
             imgs = {img['id']: img for img in db['images']}
             by_image = group_by_image(db['annotations'], lambda a: keep(imgs[a['image_id']]['sequence'],
                                                                        frame_index(imgs[a['image_id']]['file_name'])))
+            scenes = []
             for iid, anns in by_image.items():
                 img = imgs[iid]
                 focal, princpt = camera_of(img['cam_param'], f'image {iid}')
@@ -152,28 +143,48 @@ class PW3D(BaseDataset):
                 people = [Person(*smpl_of(a['smpl_param'], f'annotation {a["id"]}'), focal, princpt,
                                  np.asarray(a['bbox'], np.float64), gender=a['smpl_param'].get('gender', 'neutral'))
                           for a in anns]
-                scene = Scene(rel, img['width'], img['height'], people, f'image {iid}')
-                recs = [self.make_record(a, p, img, scene, images / rel) for a, p in zip(anns, people)]
+                scenes.append((img, anns, people, Scene(rel, img['width'], img['height'], people, f'image {iid}')))
+            # every training person's joints in a few body-model calls (per call, not per person, is what costs)
+            joints_all = iter(self.people_joints([p for _, _, people, _ in scenes for p in people]) if self.train
+                              else ())
+            for img, anns, people, scene in scenes:
+                rel = scene.image
                 if self.train:
+                    joints = [next(joints_all) for _ in people]
+                    recs = [self.make_train_record(a, p, j, img, scene, images / rel)
+                            for a, p, j in zip(anns, people, joints)]
+                    self.attach_detector(recs, anns, people, joints, img)
                     add_neighbours(recs)
+                else:
+                    recs = [self.make_test_record(a, p, img, scene, images / rel) for a, p in zip(anns, people)]
                 records += [r for r in recs if r is not None]
         return records
 
-    def make_record(self, ann, person, img, scene, path):
+    def make_train_record(self, ann, person, joints, img, scene, path):
+        """A training record (None when its box is degenerate); joints: the person's SMPL-30 joints, camera frame."""
         W, H = img['width'], img['height']
         tight = np.asarray(ann['bbox'], np.float32)
-        if self.train:
-            bbox = pre.process_bbox(tight, W, H, train=True)
-            if bbox is None:
-                return None
-            joints = self.smpl_joints(*self.camera_frame_smpl(person), person.gender)
-            proj = joints[:, :2] / joints[:, 2:] * np.asarray(person.focal) + np.asarray(person.princpt)
-            inside = (proj[:, 0] >= 0) & (proj[:, 0] < W) & (proj[:, 1] >= 0) & (proj[:, 1] < H)
-            return Record(path, (H, W), bbox, tight, SMPL30, np.concatenate([proj, inside[:, None]], 1).astype(np.float32),
-                          joints.astype(np.float32), person, scene=scene, image_rel=scene.image, key=f'ann {ann["id"]}')
+        bbox = pre.process_bbox(tight, W, H, train=True)
+        if bbox is None:
+            return None
+        proj = self.project(joints, person)
+        inside = (proj[:, 0] >= 0) & (proj[:, 0] < W) & (proj[:, 1] >= 0) & (proj[:, 1] < H)
+        return Record(path, (H, W), bbox, tight, SMPL30, np.concatenate([proj, inside[:, None]], 1).astype(np.float32),
+                      joints.astype(np.float32), person, scene=scene, image_rel=scene.image, key=f'ann {ann["id"]}')
+
+    @staticmethod
+    def project(joints, person):
+        return joints[:, :2] / joints[:, 2:] * np.asarray(person.focal) + np.asarray(person.princpt)
+
+    def attach_detector(self, records, anns, people, joints, img):
+        """Hook: give the training records of one image (None where skipped) the detector to replay, where the
+        annotations record what it was given (the synthetic set). joints: each person's SMPL-30 camera joints."""
+
+    def make_test_record(self, ann, person, img, scene, path):
+        W, H = img['width'], img['height']
+        tight = np.asarray(ann['bbox'], np.float32)
         pose = self.input_pose(ann)
-        bbox = pre.get_bbox(pose[:, :2], pose[:, 2] > INPUT_CONF_THR)
-        bbox = pre.process_bbox(bbox, W, H, train=False) if bbox is not None else None
+        bbox = pose_box(pose, W, H, train=False)
         if bbox is None:
             bbox = pre.process_bbox(tight, W, H, train=False)
         return Record(path, (H, W), bbox, tight, SMPL30, pose, None, person, scene=scene, image_rel=scene.image,

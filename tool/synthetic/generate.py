@@ -17,7 +17,7 @@ from common.errors import UserError
 from common.utils.io import atomic_write_bytes
 from common.utils.joint_sets import OPENPOSE18
 from tool.synthetic import appearance as A
-from tool.synthetic import detector as D
+from common.utils import simulated_detector as D
 from tool.synthetic.scene import (GENDERS, SceneError, pose_people, place_people, sample_camera,
                                   sample_occluders, sample_person)
 
@@ -261,6 +261,9 @@ def _attempt(rng, job, res):
             'num_people': len(people),
             'pose_name': p.pose_name,
             'area_visible': v_px - ov_px,
+            # what the simulated detector was given (OpenPose-18 order): the loader replays it on training crops
+            'detector_input': {'status': [int(c) for c in st], 'occluder': [int(c) for c in occl_all[k]],
+                               'scale': round(scale_all[k], 3), 'noise': o.detector_noise},
         })
     ok, buf = cv2.imencode('.jpg', img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
