@@ -85,6 +85,41 @@ def save_checkpoint(path, state):
     return path
 
 
+class BackgroundWriter:
+    """Writes a training run's checkpoints in a thread. The loop pays for copying the state (~0.1 s for a 180 MB
+    ResNet-18 state with Adam), not for writing and fsyncing it (measured up to 9 s on a shared VM's disk). One write
+    at a time; `wait()` joins it and raises what it raised (a full disk): call it before the process ends."""
+
+    def __init__(self):
+        self._thread, self._error = None, None
+
+    def submit(self, state, paths, then=None):
+        """Write a copy of `state` to each path, atomically, in order; then call then() (in the thread)."""
+        import copy
+        import threading
+        self.wait()
+        state = copy.deepcopy(state)   # the loop goes on changing the live tensors
+
+        def run():
+            try:
+                for path in paths:
+                    save_checkpoint(path, state)
+                if then is not None:
+                    then()
+            except BaseException as e:   # re-raised in the loop's thread by wait()
+                self._error = e
+        self._thread = threading.Thread(target=run, name='checkpoint-writer')
+        self._thread.start()
+
+    def wait(self):
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 def remove_stale_temporaries(folder):
     """Temporaries of atomic writes that a killed process left behind (never read, only litter)."""
     for p in Path(folder).glob('.*.tmp'):
@@ -93,10 +128,10 @@ def remove_stale_temporaries(folder):
 
 def config_of(ckpt, path, overrides=None, yaml_path=None):
     """The config saved in a checkpoint, then an optional YAML file and key=value overrides on top."""
-    from main.config import Config, load_yaml_into, parse_overrides, update_config, validate
+    from main.config import Config, fill_added_keys, load_yaml_into, parse_overrides, update_config, validate
     if not isinstance(ckpt.get('config'), dict):
         raise UserError(f'{path} holds no config; is it a checkpoint of this project?')
-    cfg = update_config(Config(), ckpt['config'], f'the config saved in {path}')
+    cfg = update_config(Config(), fill_added_keys(ckpt['config']), f'the config saved in {path}')
     if yaml_path:
         load_yaml_into(cfg, yaml_path)
     return validate(update_config(cfg, parse_overrides(overrides), 'the command line'))

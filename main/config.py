@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 MODES = ('baseline', 'teacher', 'student')
 EDGE_TYPES = ('none', 'smpl_overlap', 'canny', 'rcf', 'hed', 'pidinet', 'see')
+INPUT_POSES = ('detector', 'published')
 
 
 @dataclass
@@ -36,6 +37,11 @@ class ModelConfig:
     camera_3d_size: float = 2.5    # m; sets the depth scale k of the predicted camera
     bbox_3d_size: float = 2.0      # m; depth range mapped onto the heatmap z axis
     sigma: float = 2.5             # input-pose heatmap Gaussian, in heatmap pixels
+    pose_to_head: bool = True      # RotationNet also sees the input 2D pose directly, the image features through a
+                                   # learned gate that starts closed (3DCrowdNet: false; the pose enters only as
+                                   # heatmaps at the stem, and from scratch the head cannot find the orientation)
+    camera: str = 'centred'        # depth t_z = k sigmoid(g + c): centred = c puts g = 0 at the depth of a person
+                                   # filling the crop, with a prior on g (train.loss_weights.cam_prior); published: c = 0
 
 
 @dataclass
@@ -74,6 +80,25 @@ class DataConfig:
     root: str = ''                 # '' = data/ of this repository
     num_workers: int = 4
     on_bad_sample: str = 'skip'    # skip | error
+    input_pose: str = 'detector'   # the training input 2D pose. detector: what the test-time detector gives (its
+                                   # joints only: COCO-17 + neck + pelvis; missed joints absent; the synthetic set
+                                   # replays its simulated detector, the others get PoseFix errors) | published:
+                                   # 3DCrowdNet's (PoseFix on the COCO joints, clean GT on all 30, GT truncation mask)
+
+
+@dataclass
+class LossWeights:
+    """Weight of each loss term in the total (3DCrowdNet: 1 each; it has no smpl_root, which is in smpl_pose there,
+    nor cam_prior)."""
+    smpl_root: float = 10.0        # the orientation drives every other term: learnt first, the rest follow
+    body_joint_img: float = 1.0
+    smpl_joint_img: float = 1.0
+    smpl_pose: float = 1.0
+    smpl_shape: float = 1.0
+    body_joint_proj: float = 1.0
+    body_joint_cam: float = 1.0
+    smpl_joint_cam: float = 1.0
+    cam_prior: float = 0.01        # model.camera=centred: mean g^2, keeps the depth logit out of sigmoid saturation
 
 
 @dataclass
@@ -95,6 +120,7 @@ class TrainConfig:
     vis_every: int = 500           # TensorBoard images every N iterations (0: never)
     val_every: int = 0             # validate every N epochs, keeping best.pth.tar by MPJPE (0: never)
     deterministic: bool = False    # torch.use_deterministic_algorithms (bit-exact reruns; slower on GPUs)
+    loss_weights: LossWeights = field(default_factory=LossWeights)
 
 
 @dataclass
@@ -216,6 +242,22 @@ def parse_overrides(items):
     return out
 
 
+# What a config saved before these keys existed meant by leaving them out (the published behaviour): checkpoints
+# and experiment folders of earlier versions load and continue as they were trained.
+ADDED_KEYS = {'model.pose_to_head': False, 'model.camera': 'published', 'data.input_pose': 'published',
+              'train.loss_weights': {'smpl_root': 1.0, 'cam_prior': 0.0}}
+
+def fill_added_keys(mapping):
+    """A saved config mapping with the keys it predates set to what it meant (ADDED_KEYS)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in mapping.items()}
+    for key, value in ADDED_KEYS.items():
+        section, name = key.split('.')
+        sec = out.setdefault(section, {})
+        if isinstance(sec, dict) and name not in sec:
+            sec[name] = value
+    return out
+
+
 # model.vposer_ckpt value: the VPoser decoder's weights come with the model checkpoint (3DCrowdNet/SEFD snapshots)
 VPOSER_FROM_CHECKPOINT = 'checkpoint'
 
@@ -228,6 +270,7 @@ def validate(cfg):
     must(cfg.edge.type in EDGE_TYPES,
          f'edge.type {cfg.edge.type!r} is not one of {EDGE_TYPES}{closest(cfg.edge.type, EDGE_TYPES)}')
     must(cfg.model.pose_head in ('rot6d', 'vposer'), 'model.pose_head must be rot6d or vposer')
+    must(cfg.model.camera in ('centred', 'published'), 'model.camera must be centred or published')
     must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,
          f'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot, or {VPOSER_FROM_CHECKPOINT!r} when '
          f'the model checkpoint carries the VPoser weights, as 3DCrowdNet/SEFD snapshots do); use '
@@ -248,6 +291,7 @@ def validate(cfg):
          'distill.stages and distill.weights must have the same length')
     must(all(s in (1, 2, 3, 4) for s in cfg.distill.stages), 'distill.stages are backbone stages 1..4')
     must(cfg.data.on_bad_sample in ('skip', 'error'), 'data.on_bad_sample must be skip or error')
+    must(cfg.data.input_pose in INPUT_POSES, f'data.input_pose must be one of {INPUT_POSES}')
     must(cfg.edge.overlap_source in ('render', 'file'), 'edge.overlap_source must be render or file')
     must(cfg.edge.overlap_method in ('geometric', 'canny'), 'edge.overlap_method must be geometric or canny')
     must(cfg.edge.canny_impl in ('kornia', 'opencv'), 'edge.canny_impl must be kornia or opencv')
@@ -278,6 +322,18 @@ def load_yaml_into(cfg, yaml_path):
     from main.published_config import translate_published  # 3DCrowdNet / SEFD experiment files, translated
     mapping, path = read_yaml(yaml_path)
     return update_config(cfg, translate_published(mapping, path), str(path))
+
+
+def published_defaults(cfg):
+    """cfg with the keys of ADDED_KEYS at their published values (published checkpoints and experiment files)."""
+    return update_config(cfg, fill_added_keys({}), 'the published defaults')
+
+
+def load_saved_config(yaml_path, overrides=None):
+    """The config.yaml an experiment folder saved (keys it predates as they were then), then overrides."""
+    mapping, path = read_yaml(yaml_path)
+    cfg = update_config(Config(), fill_added_keys(mapping), str(path))
+    return validate(update_config(cfg, parse_overrides(overrides), 'the command line'))
 
 
 def load_config(yaml_path=None, overrides=None):

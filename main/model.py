@@ -48,9 +48,21 @@ UPRIGHT_6D = (1.0, 0.0, 0.0, -1.0, 0.0, 0.0)
 TASK_TERMS = ('body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'body_joint_proj', 'body_joint_cam',
               'smpl_joint_cam')
 
+# model.camera=centred: the depth logit's offset, logit(0.85): g = 0 is the depth at which a person of ~1.7 m fills
+# the crop as the loaders crop (the box x1.25), k = the depth at which camera_3d_size (2.5 m) fills it
+CAMERA_CENTRE = math.log(0.85 / 0.15)
+
 
 def task_terms(cfg):
-    return (('smpl_root',) if cfg.train.root_loss == 'matrix' else ()) + TASK_TERMS
+    return (('smpl_root',) if cfg.train.root_loss == 'matrix' else ()) + TASK_TERMS + \
+        (('cam_prior',) if cfg.model.camera == 'centred' else ())
+
+
+def input_pose_vector(inputs, hm_size):
+    """The input 2D pose as one vector per sample [B, 3J]: x, y in [-1, 1] (0 where absent) and presence."""
+    joints, mask = inputs['joints'][:, :, :2], inputs['joints_mask'].reshape(*inputs['joints'].shape[:2], 1)
+    mask = mask.to(joints.dtype)
+    return torch.cat([(joints / hm_size * 2 - 1) * mask, mask], dim=-1).flatten(1)
 
 
 class Model(nn.Module):
@@ -66,7 +78,8 @@ class Model(nn.Module):
         self.pose2feat = Pose2Feat(num_joints=len(SMPL30), feat_dim=self.backbone.stem_channels)
         self.position_net = PositionNet(num_joints=len(GRAPH15), in_ch=feat_ch, depth=self.feat_size)
         pose_out = 32 if mc.pose_head == 'vposer' else 21 * 6
-        self.rotation_net = RotationNet(num_joints=len(GRAPH15), in_ch=feat_ch, pose_out=pose_out)
+        self.rotation_net = RotationNet(num_joints=len(GRAPH15), in_ch=feat_ch, pose_out=pose_out,
+                                        input_pose_dim=3 * len(SMPL30) if mc.pose_to_head else 0)
         if mc.pose_head == 'vposer':
             from main.config import VPOSER_FROM_CHECKPOINT, resolve_path
             # 3DCrowdNet/SEFD snapshots carry the decoder: its weights arrive with the model's state dict
@@ -134,9 +147,11 @@ class Model(nn.Module):
         early = self.backbone(x)
         return self.backbone(self.pose2feat(early, heatmaps), skip_early=True)
 
-    def head(self, feat):
+    def head(self, feat, inputs):
+        """(joint_img, joint_score, pose [B,72], shape, cam_trans, root rotation matrix, depth logit)."""
         joint_img, joint_score = self.position_net(feat)
-        root6d, pose_code, shape, cam = self.rotation_net(feat, joint_img, joint_score)
+        pose_in = input_pose_vector(inputs, self.hm_size) if self.cfg.model.pose_to_head else None
+        root6d, pose_code, shape, cam = self.rotation_net(feat, joint_img, joint_score, pose_in)
         # 6D outputs start near zero (head init): offset so Gram-Schmidt is well-conditioned and the first
         # prediction is a person standing upright, facing the camera
         root_matrix = rot6d_to_matrix(root6d + root6d.new_tensor(UPRIGHT_6D))
@@ -147,8 +162,12 @@ class Model(nn.Module):
             body_pose = rot6d_pose(pose_code, identity_offset=True)
         hands = body_pose.new_zeros(body_pose.shape[0], 6)
         pose = torch.cat([root_pose, body_pose, hands], dim=1)
-        cam_trans = torch.cat([cam[:, :2], self.camera_k * torch.sigmoid(cam[:, 2:])], dim=1)
-        return joint_img, joint_score, pose, shape, cam_trans, root_matrix
+        # published: sigmoid(g) starts at half the usual depth (people twice too big), so the first steps drive g
+        # into saturation (measured: g ~ 10-25 within 10 Adam steps at lr 1e-3), where the projection loss can no
+        # longer move the depth; centred starts at the usual depth and keeps g near it with a prior
+        depth_logit = cam[:, 2:] + (CAMERA_CENTRE if self.cfg.model.camera == 'centred' else 0.0)
+        cam_trans = torch.cat([cam[:, :2], self.camera_k * torch.sigmoid(depth_logit)], dim=1)
+        return joint_img, joint_score, pose, shape, cam_trans, root_matrix, cam[:, 2]
 
     def get_coord(self, pose, shape, cam_trans):
         # smplx runs in float32 under autocast (LBS in bf16 loses millimetres)
@@ -165,14 +184,20 @@ class Model(nn.Module):
         edge = self.edge_channel(inputs) if self.cfg.in_channels == 4 else None
         heatmaps = self.heatmaps(inputs)
         feats = self.features(self.stem_input(inputs['img'], edge), heatmaps)
-        joint_img, joint_score, pose, shape, cam_trans, root_matrix = self.head(feats[-1])
+        joint_img, joint_score, pose, shape, cam_trans, root_matrix, depth_logit = self.head(feats[-1], inputs)
         mesh_render, joint_cam, mesh_cam, joint_proj = self.get_coord(pose, shape, cam_trans)
         if mode == 'train':
             terms = {k: v.mean() for k, v in self.losses(joint_img, pose, root_matrix, shape, joint_cam, joint_proj,
                                                          targets, meta).items()}
+            if self.cfg.model.camera == 'centred':
+                terms['cam_prior'] = depth_logit.float().pow(2).mean()
+            weights = self.cfg.train.loss_weights
+            weighted = {k: v * getattr(weights, k) for k, v in terms.items()}
             if self.distill_loss is not None:
-                terms.update(self.distill_loss(feats, self.teacher_features(inputs, heatmaps)))
-            total = self.loss_weighting(terms) if self.loss_weighting is not None else sum(terms.values())
+                distill = self.distill_loss(feats, self.teacher_features(inputs, heatmaps))
+                terms.update(distill)
+                weighted.update(distill)
+            total = self.loss_weighting(weighted) if self.loss_weighting is not None else sum(weighted.values())
             return total, terms
         out = {'joint_img': joint_img * (self.hm_size / self.feat_size), 'joint_score': joint_score,
                'joint_proj': joint_proj, 'joint_cam': joint_cam, 'mesh_cam': mesh_cam,
@@ -194,7 +219,8 @@ class Model(nn.Module):
 
     def losses(self, joint_img, pose, root_matrix, shape, joint_cam, joint_proj, targets, meta):
         """The seven L1 terms of 3DCrowdNet, un-reduced (forward takes each term's mean: masked elements
-        count in the denominator, as in the reference, so the published weights carry over). With
+        count in the denominator, as in the reference, so the published weights carry over; forward weighs
+        each by train.loss_weights). With
         train.root_loss=matrix the root rotation is compared as a rotation matrix ('smpl_root'), the 23 other
         joints' axis-angles in 'smpl_pose'; with axis_angle all 72 values in 'smpl_pose', as the reference."""
         idx, r = self.graph15_idx, self.hm_size / self.feat_size

@@ -290,6 +290,9 @@ def translate_published(mapping, path):
         out.update(t.out)
         t.out = {}
     _vposer(t, mapping, out)
+    from main.config import ADDED_KEYS
+    for key, value in ADDED_KEYS.items():   # a published file means the published model and losses
+        out.setdefault(key, value)
     for key, note in t.notes:
         if (str(path), key, note) not in _logged:
             _logged.add((str(path), key, note))

@@ -98,3 +98,25 @@ def evaluate(model, dataset, cfg, device, name=None, progress=True):
     groups = {g: group_summary(values, labs) for g, labs in labels.items()}
     groups = {g: v for g, v in groups.items() if v}
     return EvalResult(name or dataset.name, acc.summary(), groups, samples)
+
+
+@torch.no_grad()
+def mean_mesh_reference(cfg, test_set):
+    """{metric: mean} of one constant prediction, the mean of the training split's GT meshes (each relative to its
+    SMPL pelvis, camera frame), on test_set: what a model scores that learnt nothing from its inputs. Needs records
+    with SMPL fits (the 3DPW-layout sets)."""
+    from data.dataset import get_dataset_class
+    train = get_dataset_class(test_set.name)(cfg, 'train')
+    fitted = [r for r in train.records if r.person is not None]
+    if not fitted or not all(r.person is not None for r in test_set.records):
+        return None
+    total = 0.0
+    for rec in fitted:
+        verts, joints = train.smpl_mesh(*train.camera_frame_smpl(rec.person), rec.person.gender)
+        total = total + verts - joints[0]
+    mean = torch.as_tensor(total / len(fitted), dtype=torch.float32)
+    acc = MetricAccumulator()
+    for rec in test_set.records:
+        gt, _ = test_set.smpl_mesh(rec.person.pose, rec.person.shape, rec.person.trans, rec.person.gender)
+        acc.add(test_set.evaluate({'mesh_cam': mean[None]}, {'mesh_cam': torch.as_tensor(gt, dtype=torch.float32)[None]}))
+    return acc.summary()

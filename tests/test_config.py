@@ -76,3 +76,21 @@ def test_import_creates_nothing(tmp_path):
 
 def test_parse_overrides_values():
     assert parse_overrides(['a.b=1e-4', 'c=[x,y]', 'd=']) == {'a.b': 1e-4, 'c': ['x', 'y'], 'd': ''}
+
+
+def test_configs_saved_before_a_key_existed_mean_the_published_behaviour(tmp_path):
+    """A config.yaml / checkpoint config without the keys added later reads as it was trained (ADDED_KEYS); a new
+    config has the defaults; a published experiment file means the published choices too."""
+    import yaml
+    from main.config import ADDED_KEYS, Config, fill_added_keys, load_saved_config, update_config
+    old = Config().to_dict()
+    del old['model']['pose_to_head'], old['model']['camera'], old['data']['input_pose'], old['train']['loss_weights']
+    path = tmp_path / 'config.yaml'
+    path.write_text(yaml.safe_dump(old))
+    cfg = load_saved_config(path, ['train.lr=0.01'])
+    assert (cfg.model.pose_to_head, cfg.model.camera, cfg.data.input_pose) == (False, 'published', 'published')
+    assert cfg.train.loss_weights.smpl_root == 1.0 and cfg.train.loss_weights.cam_prior == 0.0
+    assert cfg.train.loss_weights.smpl_pose == 1.0 and cfg.train.lr == 0.01
+    new = update_config(Config(), fill_added_keys(Config().to_dict()))
+    assert new.model.pose_to_head is True and new.train.loss_weights.smpl_root == 10.0
+    assert set(ADDED_KEYS) >= {'model.pose_to_head', 'model.camera', 'data.input_pose'}

@@ -22,7 +22,7 @@ from common.errors import UserError
 from common.utils.joint_sets import COCO17, OPENPOSE18, map_joints
 from main.checkpoint import save_checkpoint
 from main.config import ROOT, load_config
-from main.model import Model
+from main.model import CAMERA_CENTRE, Model
 
 pytestmark = pytest.mark.usefixtures('renderer')
 
@@ -44,7 +44,8 @@ def known_mesh_model(cfg):
     S, f = cfg.model.input_size, cfg.model.focal[1]
     tz = f * float(np.ptp(verts[:, 1])) / (HEIGHT_IN_CROP * S)
     p = tz / model.camera_k
-    rn.hidden2cam.bias.data = torch.tensor([0.0, 0.0, math.log(p / (1 - p))])
+    offset = CAMERA_CENTRE if cfg.model.camera == 'centred' else 0.0   # the depth logit's offset
+    rn.hidden2cam.bias.data = torch.tensor([0.0, 0.0, math.log(p / (1 - p)) - offset])
     return model, tz
 
 

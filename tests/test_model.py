@@ -29,8 +29,14 @@ def test_outputs_and_losses(body):
     inputs, targets, meta = make_batch(body, 2, 64)
     total, losses = model(inputs, targets, meta, 'train')
     assert set(losses) == {'smpl_root', 'body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'body_joint_proj',
-                           'body_joint_cam', 'smpl_joint_cam'}
+                           'body_joint_cam', 'smpl_joint_cam', 'cam_prior'}
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
+    w = cfg.train.loss_weights
+    torch.testing.assert_close(total, sum(v * getattr(w, k) for k, v in losses.items()))
+    # the published losses: every task term weighted 1, no camera prior
+    cfg = load_config(None, TINY + ['model.input_size=64', 'model.camera=published', 'train.loss_weights.smpl_root=1'])
+    total, losses = Model(cfg, body)(inputs, targets, meta, 'train')
+    assert 'cam_prior' not in losses
     torch.testing.assert_close(total, sum(losses.values()))
     out = model.eval()(inputs, mode='test')
     V = body.num_vertices
@@ -53,23 +59,23 @@ def test_four_channel_input(body):
 
 
 def test_overfit_few_samples(body):
-    """The baseline fits 4 fixed samples: total loss falls >= 10x and the mesh error at least halves (the
-    upright root offset already puts the untrained mesh near the target orientation, ~180 mm MPVPE)."""
+    """The baseline memorises 4 fixed samples (no augmentation): mesh error far below 20 mm. Measured on a 2-core CPU:
+    MPVPE ~180 mm untrained (eval mode) -> 5.0 mm after 250 steps (train-mode BatchNorm, i.e. the statistics of these
+    4 samples; eval mode adds the running-statistics gap of a 4-sample batch). Asserted: < 15 mm and 10x below the
+    start. Before the fixes of README "What limits learning here" the same test stopped at ~77 mm."""
     torch.manual_seed(0)
-    cfg = load_config(None, TINY + ['model.input_size=128', 'train.lr=1e-3', 'train.lr_backbone=1e-3'])
+    cfg = load_config(None, TINY + ['model.input_size=64', 'train.lr=3e-4', 'train.lr_backbone=3e-4'])
     model = Model(cfg, body)
     opt = make_optimizer(model, cfg)
-    inputs, targets, meta = make_batch(body, 4, 128, seed=3)
+    inputs, targets, meta = make_batch(body, 4, 64, seed=3)
 
-    def eval_mpvpe():
-        model.eval()
+    def mesh_error():
         with torch.no_grad():
-            err = mpvpe(model(inputs, mode='test')['mesh_cam'], targets['mesh_cam'], scale=1000).mean()
-        model.train()
-        return float(err)
+            return float(mpvpe(model(inputs, mode='test')['mesh_cam'], targets['mesh_cam'], scale=1000).mean())
 
-    mpvpe0 = eval_mpvpe()
-    first = None
+    model.eval()
+    before = mesh_error()
+    model.train()
     for it in range(250):
         if it == 170:  # a step decay gets past the noise floor of Adam on L1 terms
             for g in opt.param_groups:
@@ -78,11 +84,8 @@ def test_overfit_few_samples(body):
         total, _ = model(inputs, targets, meta, 'train')
         total.backward()
         opt.step()
-        first = first if first is not None else total.item()
-    last = total.item()
-    mpvpe1 = eval_mpvpe()
-    assert last < first / 10, (first, last)
-    assert mpvpe1 < mpvpe0 / 2, (mpvpe0, mpvpe1)
+    after = mesh_error()
+    assert after < 15 and after < before / 10, (before, after)
 
 
 @pytest.mark.parametrize('root_loss', ['matrix', 'axis_angle'])

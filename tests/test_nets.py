@@ -126,9 +126,12 @@ def test_load_pretrained_reports_and_errors(tmp_path):
 
 
 def test_from_scratch_init():
+    """He-normal, fan_out: std sqrt(2 / (out channels x kernel area)); 256 x 9 for layer3's first conv."""
+    torch.manual_seed(0)
     net = ResNet(18)
     w = net.layer3[0].conv1.weight
-    assert abs(w.std().item() - 1e-3) < 2e-4
+    expect = math.sqrt(2 / (256 * 9))
+    assert abs(w.std().item() - expect) < 0.05 * expect   # 295k weights: the sample std is within ~0.3%
     assert torch.equal(net.bn1.weight, torch.ones(64)) and torch.equal(net.bn1.bias, torch.zeros(64))
 
 

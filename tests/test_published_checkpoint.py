@@ -19,7 +19,7 @@ from common.errors import UserError
 from common.utils.body_samples import make_batch
 from common.utils.smpl import get_body_model
 from main.checkpoint import config_of, load_checkpoint, load_model_state, load_teacher, model_from_checkpoint
-from main.config import load_config
+from main.config import load_config, published_defaults
 from main.model import Model
 from tool import convert_checkpoint
 
@@ -30,7 +30,8 @@ UPRIGHT_6D = torch.tensor([1.0, 0, 0, -1, 0, 0])   # our root offset, Rx(pi); pu
 
 
 def tiny_cfg(*extra):
-    return load_config('assets/yaml/tiny_cpu.yml', TINY + list(extra))
+    """The published architecture (no input pose in the head, the published camera), tiny."""
+    return published_defaults(load_config('assets/yaml/tiny_cpu.yml', TINY + list(extra)))
 
 
 def randomise(model, seed):

@@ -112,13 +112,18 @@ class RotationNet(nn.Module):
     """Joint-sampled features + (detached) joint_img and score -> graph conv -> root 6D, pose code, betas, cam."""
 
     def __init__(self, num_joints=15, in_ch=2048, hidden=128, num_res_blocks=4, pose_out=32,
-                 skeleton=None, flip_pairs=None, shape_dim=10):
+                 skeleton=None, flip_pairs=None, shape_dim=10, input_pose_dim=0):
         super().__init__()
         if skeleton is None and flip_pairs is None and num_joints == len(GRAPH15):
             skeleton, flip_pairs = GRAPH15.skeleton, GRAPH15.flip_pairs
         adj = graph_adjacency(num_joints, skeleton or (), flip_pairs or ())
         self.num_joints, self.hidden, self.pose_out = num_joints, hidden, pose_out
-        self.graph_block = nn.Sequential(GraphConvBlock(adj, in_ch + 4, hidden),
+        # input_pose_dim > 0 (model.pose_to_head): every vertex also sees the whole input 2D pose, and the image
+        # features enter through a learned gate that starts closed (the head first learns from the pose, then
+        # opens to the image as its features become useful)
+        self.input_pose_dim = input_pose_dim
+        self.image_gate = nn.Parameter(torch.zeros(())) if input_pose_dim else None
+        self.graph_block = nn.Sequential(GraphConvBlock(adj, in_ch + 4 + input_pose_dim, hidden),
                                          *[GraphResBlock(adj, hidden) for _ in range(num_res_blocks)])
         flat = num_joints * hidden
         self.hidden2root = nn.Linear(flat, 6)
@@ -129,9 +134,14 @@ class RotationNet(nn.Module):
     def init_weights(self):
         init_head_weights(self)
 
-    def forward(self, img_feat, joint_img, joint_score):
+    def forward(self, img_feat, joint_img, joint_score, input_pose=None):
+        """input_pose [B, input_pose_dim] (with input_pose_dim > 0): see the constructor."""
         feat = sample_joint_features(img_feat, joint_img[..., :2])
-        feat = torch.cat([feat, joint_img.detach().to(feat.dtype), joint_score.detach().to(feat.dtype)], dim=2)
+        parts = [feat, joint_img.detach().to(feat.dtype), joint_score.detach().to(feat.dtype)]
+        if self.input_pose_dim:
+            parts[0] = feat * self.image_gate.to(feat.dtype)
+            parts.append(input_pose.to(feat.dtype)[:, None].expand(-1, self.num_joints, -1))
+        feat = torch.cat(parts, dim=2)
         feat = self.graph_block(feat).flatten(1)
         # fp32 outputs even under autocast: they feed Gram-Schmidt, SMPL and the camera, where bf16 is too coarse.
         return RotationOutput(self.hidden2root(feat).float(), self.hidden2pose(feat).float(),

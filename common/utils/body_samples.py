@@ -8,9 +8,6 @@ import torch
 from common.utils.joint_sets import SMPL30
 from common.utils.transforms import axis_angle_to_matrix, matrix_to_axis_angle, project_points
 
-# SMPL-30 joints whose rotations the fits do not constrain (3DCrowdNet's fit_param_valid)
-UNFIT_JOINTS = ('L_Ankle', 'R_Ankle', 'L_Toe', 'R_Toe', 'L_Wrist', 'R_Wrist', 'L_Hand', 'R_Hand')
-
 
 def random_smpl_params(batch_size, generator, pose_std=0.2, shape_std=0.5):
     pose = torch.randn(batch_size, 72, generator=generator) * pose_std
@@ -39,8 +36,7 @@ def make_batch(body_model, batch_size, input_size, focal=(5000.0, 5000.0), camer
     z = ((joints[..., 2:] - root[..., 2:]) / (bbox_3d_size / 2) + 1) / 2 * hm
     joint_img = torch.cat([xy, z], dim=-1)
     trunc = ((joint_img >= 0) & (joint_img < hm)).all(-1, keepdim=True).float()
-    param_valid = torch.ones(batch_size, 24, 3)
-    param_valid[:, [SMPL30.index(n) for n in UNFIT_JOINTS]] = 0
+    param_valid = torch.ones(batch_size, 24, 3)   # the bodies are the truth: every rotation is a target
     ones = torch.ones(batch_size, 1)
     inputs = {'img': torch.rand(batch_size, 3, input_size, input_size, generator=g),
               'joints': xy + torch.randn(xy.shape, generator=g) * pose_noise_px,
