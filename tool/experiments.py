@@ -109,9 +109,9 @@ def train_stage(stage_dir, argv, epochs, device_flags=(), log=None, env=None, wh
 
 def result_path(exp, epochs):
     """The result file main/test.py writes for the last snapshot of an experiment of this project."""
-    from main.config import load_config
+    from main.config import load_saved_config
     from main.test import result_stem
-    cfg = load_config(Path(exp) / 'config.yaml')
+    cfg = load_saved_config(Path(exp) / 'config.yaml')
     return Path(exp) / 'result' / f'{result_stem(cfg, last_snapshot(exp, epochs))}.json'
 
 

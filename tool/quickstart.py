@@ -2,6 +2,7 @@
 
     python tool/quickstart.py                      # --scale small: synthetic crowds, ~15 min on 2 CPU cores
     python tool/quickstart.py --scale tiny         # every stage in about a minute (a smoke run)
+    python tool/quickstart.py --scale medium --seeds 2  # more people and epochs, two seeds: ~90 min on 2 CPU cores
     python tool/quickstart.py --scale full --gpu 0 # the real datasets, ResNet-50 at 256 px (when present)
     python tool/quickstart.py --seeds 3            # 3 seeds per model: mean and spread in the report
     python tool/quickstart.py --dry-run            # the plan and the commands, nothing run
@@ -41,7 +42,7 @@ from tool.experiments import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_e
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / 'assets' / 'yaml' / 'quickstart'
-SCALES = ('tiny', 'small', 'full')
+SCALES = ('tiny', 'small', 'medium', 'full')
 TRAIN_ORDER = ('teacher', 'student', 'edge_only', 'baseline')   # students need the teacher
 REPORT_ORDER = ('baseline', 'edge_only', 'student', 'teacher')
 NAMES = {'baseline': 'baseline', 'edge_only': 'edge only', 'student': 'SEFD student', 'teacher': 'teacher'}
@@ -59,7 +60,7 @@ def parse_args(argv=None):
     ap.add_argument('--scale', default='small', choices=SCALES, help='settings: assets/yaml/quickstart/<scale>.yml')
     ap.add_argument('--seeds', type=int, default=1, help='seeds per model (train.seed 0..N-1); mean and spread')
     ap.add_argument('--gpu', default='', help="GPU id(s) for train.py/test.py ('0', '0,1'); empty: GPU 0 if any")
-    ap.add_argument('--amp', action='store_true', help='bf16 autocast (train.py --amp)')
+    ap.add_argument('--amp', action='store_true', help='train.py --amp: the precision this device computes natively (bf16, fp16 or fp32)')
     ap.add_argument('--out', default='', help='run folder (default output/quickstart_<scale>)')
     ap.add_argument('--fresh', action='store_true', help='delete the run folder\'s stages and start over')
     ap.add_argument('--dry-run', action='store_true', help='print the plan and the commands; run nothing')
@@ -290,6 +291,12 @@ class Quickstart:
                 argv += [f'--{k.replace("_", "-")}', v]
         self.check_settings(name, argv)
         self.command('tool/make_synthetic.py', argv, name)
+        # the teacher's SMPL overlap edges, rendered once per image (the presets read them with
+        # edge.overlap_source: file) instead of once per training crop in the loader worker: measured, the rendering
+        # in the worker held the teacher's stage at half its bare step's rate on 2 cores (tool/bench_pipeline.py)
+        if (self.preset.get('common') or {}).get('edge.overlap_source') == 'file':
+            self.command('tool/make_overlap_edges.py', ['--dataset', 'Synthetic', '--root',
+                                                        rel(self.data_root / 'Synthetic')], name)
 
     def check_settings(self, name, argv):
         """A stage keeps the settings it was started with: a changed preset is refused, not mixed in."""
@@ -403,13 +410,19 @@ def table_rows(results):
     return out
 
 
-def metrics_table(rows, markdown=True):
+REFERENCE = 'constant mean mesh (reference)'
+
+
+def metrics_table(rows, markdown=True, reference=None):
+    """The metrics table; reference ({metric: value}: one constant mesh) is a row under the models on all samples."""
     head = ['subset', 'samples', 'model'] + [f'{METRIC_NAMES[k]} (mm)' for k in METRICS]
     lines = []
-    for label, count, per_model in rows:
+    for r, (label, count, per_model) in enumerate(rows):
         for i, m in enumerate(REPORT_ORDER):
             lines.append([label if i == 0 else '', str(count) if i == 0 else '', NAMES[m]] +
                          [fmt_value(per_model[m][k]) for k in METRICS])
+        if r == 0 and reference:
+            lines.append(['', '', REFERENCE] + [fmt_value([reference[k]]) for k in METRICS])
     if markdown:
         out = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join(['---'] * 3 + ['---:'] * len(METRICS)) + '|']
         return '\n'.join(out + ['| ' + ' | '.join(r) + ' |' for r in lines])
@@ -438,9 +451,9 @@ def paired_difference(npz_a, npz_b, metric='pa_mpjpe'):
 
 # ---------------------------------------------------------------------------------------------- figures
 def exp_config(qs, model, seed=0):
-    from main.config import load_config
+    from main.config import load_saved_config
     exp = qs.find_exp(qs.stage_dir(model, seed))
-    return load_config(exp / 'config.yaml'), exp
+    return load_saved_config(exp / 'config.yaml'), exp
 
 
 def hard_samples(dataset, k, ann_ids):
@@ -557,11 +570,23 @@ def draw_occlusion(rows, path, seeds):
 
 
 # ---------------------------------------------------------------------------------------------- report
+def constant_mesh_reference(qs):
+    """{metric: mm} of the mean training mesh predicted for every test person (main/tester.py), or None."""
+    from data.dataset import get_dataset_class
+    from main.tester import mean_mesh_reference
+    cfg, _ = exp_config(qs, 'baseline')
+    try:
+        return mean_mesh_reference(cfg, get_dataset_class(cfg.data.test_set)(cfg, 'test'))
+    except UserError:   # the test set has no training split to take a mean from
+        return None
+
+
 def write_report(qs):
     from common.utils.smpl import find_official_model
     results, npz = load_results(qs)
     rows = table_rows(results)
     run = qs.run_dir
+    reference = constant_mesh_reference(qs)
     ann_ids = draw_montage(qs, npz, run / 'montage.png')
     draw_curves(qs, run / 'curves.png')
     draw_occlusion(rows, run / 'occlusion.png', len(qs.seeds))
@@ -594,7 +619,7 @@ def write_report(qs):
     if procedural:
         lines += ['**Body model: the procedural stand-in** (no official SMPL files): the numbers are not comparable '
                   'to published ones.', '']
-    lines += ['## Metrics (mm, lower is better)', '', metrics_table(rows), '',
+    lines += ['## Metrics (mm, lower is better)', '', metrics_table(rows, reference=reference), '',
               f'PA-MPJPE on all samples, best first: {ranking}.',
               f'Distillation (SEFD student − edge-only student, same test samples, seed 0): PA-MPJPE {d:+.2f} mm '
               f'± {se:.2f} (standard error of the per-sample differences, {n} samples); SEFD student − baseline: '
@@ -645,9 +670,10 @@ def write_report(qs):
                    m: {k: {'values': pm[m][k], 'mean': mean_std(pm[m][k])[0], 'std': mean_std(pm[m][k])[1]}
                        for k in METRICS} for m in REPORT_ORDER}} for label, count, pm in rows],
                'epochs': ep, 'train_minutes': {m: [t / 60 for t in times[m]] for m in TRAIN_ORDER},
-               'total_minutes': total / 60, 'machine': mach, 'procedural_body_model': procedural}
+               'total_minutes': total / 60, 'machine': mach, 'procedural_body_model': procedural,
+               'constant_mean_mesh': reference}
     atomic_write_text(run / 'results.json', json.dumps(summary, indent=1))
-    print('\n' + metrics_table(rows, markdown=False) + '\n')
+    print('\n' + metrics_table(rows, markdown=False, reference=reference) + '\n')
     print(f'PA-MPJPE, best first: {ranking}; distillation effect (student - edge only, seed 0): {d:+.2f} ± {se:.2f} '
           f'mm.{seeds_line}')
     print(f'report: {run / "report.md"} (figures: montage.png, curves.png, occlusion.png)')
