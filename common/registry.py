@@ -1,7 +1,9 @@
 """One registry per kind of plug-in (backbones, edges, distillation losses, datasets).
 
 A plug-in registers itself when its module is imported; `get` imports that module on first use (the
-registry's `locate(name)` says which), so no caller has to import plug-ins it does not use.
+registry's `locate(name)` says which), so no caller has to import plug-ins it does not use. `modules()` names
+every module that holds plug-ins of the kind: `names()` imports them all, so the registry is the one list of the
+valid names (for config checks and the message of an unknown name).
 """
 import difflib
 import importlib
@@ -23,10 +25,10 @@ class UnknownName(UserError, KeyError):
 
 
 class Registry:
-    def __init__(self, kind, locate=None):
+    def __init__(self, kind, locate=None, modules=()):
         self.kind = kind
         self._items = {}
-        self._locate = locate
+        self._locate, self._modules = locate, modules
 
     def _import(self, name):
         module = self._locate(name) if self._locate and isinstance(name, str) else None
@@ -51,8 +53,8 @@ class Registry:
         if name not in self._items:
             self._import(name)
         if name not in self._items:
-            raise UnknownName(f'unknown {self.kind} {name!r}{closest(name, self._items)}; '
-                              f'known: {", ".join(sorted(self._items))}')
+            known = self.names()
+            raise UnknownName(f'unknown {self.kind} {name!r}{closest(name, known)}; known: {", ".join(known)}')
         return self._items[name]
 
     def build(self, name, *args, **kwargs):
@@ -64,10 +66,16 @@ class Registry:
         return name in self._items
 
     def names(self):
+        """Every registered name (all plug-in modules imported)."""
+        for module in (self._modules() if callable(self._modules) else self._modules):
+            importlib.import_module(module)
         return sorted(self._items)
 
 
-BACKBONES = Registry('backbone', lambda n: 'common.nets.hrnet' if n.startswith('hrnet') else 'common.nets.resnet')
-EDGES = Registry('edge', lambda n: f'common.edges.{n}' if n.isidentifier() else None)
-DISTILL_LOSSES = Registry('distillation loss', lambda n: 'common.nets.distill')
-DATASETS = Registry('dataset', lambda n: f'data.{n}.{n}' if n.isidentifier() else None)
+BACKBONES = Registry('backbone', lambda n: 'common.nets.hrnet' if n.startswith('hrnet') else 'common.nets.resnet',
+                     modules=('common.nets.resnet', 'common.nets.hrnet'))
+# the student edges, one module each (edge.type also takes 'none' and the teacher's 'smpl_overlap')
+EDGE_MODULES = ('canny', 'rcf', 'hed', 'pidinet', 'see')
+EDGES = Registry('edge', lambda n: f'common.edges.{n}' if n in EDGE_MODULES else None,
+                 modules=tuple(f'common.edges.{n}' for n in EDGE_MODULES))
+DISTILL_LOSSES = Registry('distillation loss', lambda n: 'common.nets.distill', modules=('common.nets.distill',))

@@ -27,16 +27,16 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from common.errors import UserError
-from common.registry import DATASETS
+from common.paths import ROOT
 from common.utils import preprocessing as pre
 from common.utils.joint_sets import COCO17, SMPL30, JointSet, map_joints, openpose_to_smpl30
 from common.utils.posefix import (bbox_area_in_crop, detector_joints, overlapping, replace_common_joints,
                                   synthesize_pose, to_coco17)
 from common.utils.smpl import get_body_model
+from data.registry import DATASETS
 from data.scenes import Person, Scene, find_edge_file, scene_meshes
 
 log = logging.getLogger('sefd')
-ROOT = Path(__file__).resolve().parents[1]
 # SMPL-30 joints whose rotations the fits do not constrain (3DCrowdNet's fit_param_valid)
 UNFIT_JOINTS = ('L_Ankle', 'R_Ankle', 'L_Toe', 'R_Toe', 'L_Wrist', 'R_Wrist', 'L_Hand', 'R_Hand')
 INPUT_CONF_THR = 0.05  # a detected joint counts when its confidence is above this (3DCrowdNet's test protocol)

@@ -36,8 +36,8 @@ import subprocess  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 MEDIAPIPE_DIR = Path(os.environ.get('SEFD_MEDIAPIPE_DIR') or Path.home() / '.cache' / 'sefd' / 'mediapipe-0.10.14')
 QUICKSTART_SCALES = ('full', 'small', 'tiny')
@@ -240,7 +240,7 @@ def default_checkpoint():
 
 def load_model(path, device):
     from main.checkpoint import model_from_checkpoint
-    from main.config import resolve_path
+    from common.paths import resolve_path
     model, cfg, _, path = model_from_checkpoint(resolve_path(path))
     if cfg.mode == 'teacher':
         raise UserError(f'{path} is a teacher: it sees the SMPL overlap edge rendered from ground-truth meshes, '
@@ -314,7 +314,7 @@ def process_image(name, img, people, model, cfg, device, out_dir, args, loader_e
 
     from common.utils import vis
     from common.utils.joint_sets import COCO17
-    from main.trainer import to_device
+    from common.runtime import to_device
     stem = Path(name).stem
     H, W = img.shape[:2]
     items = [(k, person_inputs(img, kp, cfg, args.conf_thr, loader_edge)) for k, kp in enumerate(people)]

@@ -176,7 +176,7 @@ def load_teacher(cfg, body_model=None):
 
     distill.teacher_ckpt may also be a (converted) published SEFD student, which carries its teacher's backbone
     and Pose2Feat (ckpt['teacher']): enough to distil from, not to initialise a student from (no heads)."""
-    from main.config import resolve_path
+    from common.paths import resolve_path
     from main.model import Model, check_teacher_fits
     ckpt, path = load_checkpoint(resolve_path(cfg.distill.teacher_ckpt), prefer_last=False, what='teacher checkpoint')
     embedded = isinstance(ckpt.get('teacher'), dict)

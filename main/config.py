@@ -7,20 +7,18 @@ import; `make_exp_dir(cfg)` makes the experiment folder when a run starts.
 """
 import dataclasses
 import datetime
-import os
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
 from common.errors import UserError
-from common.registry import closest
+from common.paths import resolve_path
+from common.registry import DISTILL_LOSSES, EDGES, closest
+from main.published_config import ADDED_KEYS, translate_published
 
-ROOT = Path(__file__).resolve().parents[1]
 
 MODES = ('baseline', 'teacher', 'student')
-EDGE_TYPES = ('none', 'smpl_overlap', 'canny', 'rcf', 'hed', 'pidinet', 'see')
 INPUT_POSES = ('detector', 'published')
 
 
@@ -46,7 +44,7 @@ class ModelConfig:
 
 @dataclass
 class EdgeConfig:
-    type: str = 'none'             # one of EDGE_TYPES; decides the 4th input channel
+    type: str = 'none'             # none | smpl_overlap (the teacher's) | a student edge of EDGES; the 4th channel
     overlap_source: str = 'render' # smpl_overlap: render per crop from the GT meshes, or read files
                                    # written by tool/make_overlap_edges.py ('file')
     overlap_method: str = 'geometric'  # geometric (id/depth buffers, exact) | canny (SEFD: Canny of renders)
@@ -63,7 +61,7 @@ class EdgeConfig:
 
 @dataclass
 class DistillConfig:
-    loss: str = 'none'             # none | log_softmax_l1 | l1 | kd | at | fsp | gc | cwd | pkd (common/nets/distill.py)
+    loss: str = 'none'             # none | a loss of DISTILL_LOSSES (common/nets/distill.py)
     stages: typing.List[int] = field(default_factory=lambda: [3, 4])     # backbone stages 1..4 distilled
     weights: typing.List[float] = field(default_factory=lambda: [1.0, 2.0])  # one per stage
     temperature: float = 1.0       # kd and cwd softmax temperature
@@ -242,10 +240,6 @@ def parse_overrides(items):
     return out
 
 
-# What a config saved before these keys existed meant by leaving them out (the published behaviour): checkpoints
-# and experiment folders of earlier versions load and continue as they were trained.
-ADDED_KEYS = {'model.pose_to_head': False, 'model.camera': 'published', 'data.input_pose': 'published',
-              'train.loss_weights': {'smpl_root': 1.0, 'cam_prior': 0.0}}
 
 def fill_added_keys(mapping):
     """A saved config mapping with the keys it predates set to what it meant (ADDED_KEYS)."""
@@ -267,8 +261,9 @@ def validate(cfg):
         if not cond:
             raise UserError(msg)
     must(cfg.mode in MODES, f'mode {cfg.mode!r} is not one of {MODES}{closest(cfg.mode, MODES)}')
-    must(cfg.edge.type in EDGE_TYPES,
-         f'edge.type {cfg.edge.type!r} is not one of {EDGE_TYPES}{closest(cfg.edge.type, EDGE_TYPES)}')
+    edge_types = ('none', 'smpl_overlap', *EDGES.names())
+    must(cfg.edge.type in edge_types,
+         f'edge.type {cfg.edge.type!r} is not one of {edge_types}{closest(cfg.edge.type, edge_types)}')
     must(cfg.model.pose_head in ('rot6d', 'vposer'), 'model.pose_head must be rot6d or vposer')
     must(cfg.model.camera in ('centred', 'published'), 'model.camera must be centred or published')
     must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,
@@ -284,7 +279,7 @@ def validate(cfg):
         must(cfg.edge.type == 'smpl_overlap', 'mode teacher sees the SMPL overlap edge: set edge.type=smpl_overlap')
     if cfg.mode == 'student':
         must(cfg.edge.type not in ('none', 'smpl_overlap'),
-             'mode student needs an edge it can compute at test time: edge.type=canny|rcf|hed|pidinet|see')
+             f'mode student needs an edge it can compute at test time: edge.type={"|".join(EDGES.names())}')
         must(cfg.distill.loss == 'none' or cfg.distill.teacher_ckpt,
              'a distilled student needs distill.teacher_ckpt (or distill.loss=none for the edge-only ablation)')
     must(len(cfg.distill.stages) == len(cfg.distill.weights),
@@ -297,9 +292,9 @@ def validate(cfg):
     must(cfg.edge.canny_impl in ('kornia', 'opencv'), 'edge.canny_impl must be kornia or opencv')
     must(cfg.train.root_loss in ('matrix', 'axis_angle'), 'train.root_loss must be matrix or axis_angle')
     must(cfg.distill.loss_weighting in ('fixed', 'uncertainty'), 'distill.loss_weighting must be fixed or uncertainty')
-    from common.nets.distill import DISTILL_LOSS_NAMES
-    must(cfg.distill.loss in DISTILL_LOSS_NAMES, f'distill.loss {cfg.distill.loss!r} is not one of '
-                                                 f'{DISTILL_LOSS_NAMES}{closest(cfg.distill.loss, DISTILL_LOSS_NAMES)}')
+    losses = ('none', *DISTILL_LOSSES.names())
+    must(cfg.distill.loss in losses,
+         f'distill.loss {cfg.distill.loss!r} is not one of {losses}{closest(cfg.distill.loss, losses)}')
     must(len(set(cfg.distill.stages)) == len(cfg.distill.stages), 'distill.stages must not repeat a stage')
     must(cfg.mode == 'student' or cfg.distill.loss == 'none',
          f'distill.loss={cfg.distill.loss} needs mode=student (a {cfg.mode} has no teacher)')
@@ -319,7 +314,6 @@ def read_yaml(yaml_path):
 
 
 def load_yaml_into(cfg, yaml_path):
-    from main.published_config import translate_published  # 3DCrowdNet / SEFD experiment files, translated
     mapping, path = read_yaml(yaml_path)
     return update_config(cfg, translate_published(mapping, path), str(path))
 
@@ -342,12 +336,6 @@ def load_config(yaml_path=None, overrides=None):
         load_yaml_into(cfg, yaml_path)
     update_config(cfg, parse_overrides(overrides), 'the command line')
     return validate(cfg)
-
-
-def resolve_path(path):
-    """Paths in configs are relative to the repository root (so runs work from any cwd)."""
-    p = Path(os.path.expanduser(str(path)))
-    return p if p.is_absolute() else ROOT / p
 
 
 def make_exp_dir(cfg, now=None):

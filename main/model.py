@@ -81,7 +81,8 @@ class Model(nn.Module):
         self.rotation_net = RotationNet(num_joints=len(GRAPH15), in_ch=feat_ch, pose_out=pose_out,
                                         input_pose_dim=3 * len(SMPL30) if mc.pose_to_head else 0)
         if mc.pose_head == 'vposer':
-            from main.config import VPOSER_FROM_CHECKPOINT, resolve_path
+            from common.paths import resolve_path
+            from main.config import VPOSER_FROM_CHECKPOINT
             # 3DCrowdNet/SEFD snapshots carry the decoder: its weights arrive with the model's state dict
             self.vposer = VPoserDecoder() if mc.vposer_ckpt == VPOSER_FROM_CHECKPOINT else \
                 load_vposer_v1(resolve_path(mc.vposer_ckpt))

@@ -64,10 +64,11 @@ import logging
 from pathlib import Path
 
 from common.errors import UserError
+from common.paths import ROOT
+from data.registry import DATASETS
 
 log = logging.getLogger('sefd')
 
-ROOT = Path(__file__).resolve().parents[1]
 OUR_TOP_KEYS = ('mode', 'exp_name', 'output_dir', 'model', 'edge', 'distill', 'data', 'train', 'test')
 PLACEHOLDER = 'putting your path'
 
@@ -81,9 +82,9 @@ SEFD_DEFAULTS = {'canny_edge': False, 'HED_edge': False, 'pidinet_edge': False, 
 EDGE_NAMES = {'Canny': 'canny', 'Hed': 'hed', 'HED': 'hed', 'PiDiNet': 'pidinet', 'RCF': 'rcf',
               'edge_module': 'see', 'Edge_Module': 'see'}
 ALL_STAGES = ([1, 2, 3, 4], [1.0, 1.0, 1.0, 1.0])
-DISTILL_LOSSES = {'log_softmax_l1': ('log_softmax_l1', [3, 4], [1.0, 2.0]), 'L1': ('l1', *ALL_STAGES),
-                  'KD_loss': ('kd', *ALL_STAGES), 'ATLoss': ('at', *ALL_STAGES), 'fsp_loss': ('fsp', *ALL_STAGES),
-                  'GC_loss': ('gc', *ALL_STAGES)}
+PUBLISHED_DISTILL_LOSSES = {'log_softmax_l1': ('log_softmax_l1', [3, 4], [1.0, 2.0]), 'L1': ('l1', *ALL_STAGES),
+                            'KD_loss': ('kd', *ALL_STAGES), 'ATLoss': ('at', *ALL_STAGES),
+                            'fsp_loss': ('fsp', *ALL_STAGES), 'GC_loss': ('gc', *ALL_STAGES)}
 
 SIMPLE = {'lr': 'train.lr', 'lr_backbone': 'train.lr_backbone', 'lr_dec_factor': 'train.lr_dec_factor',
           'lr_dec_epoch': 'train.lr_dec_epochs', 'end_epoch': 'train.end_epoch', 'train_batch_size': 'train.batch_size',
@@ -124,11 +125,16 @@ PUBLISHED_KEYS = frozenset(SIMPLE) | frozenset(IGNORED) | frozenset(OFF_ONLY) | 
                                 'output_hm_shape', 'princpt', 'crowd', 'origin', 'output_dir', 'dilation',
                                 'distillation_module_path', 'Backbone_model', 'use_gt_info')) | frozenset(EDGE_WEIGHTS)
 
+# Keys this project added to 3DCrowdNet's config, at their published values: what a published file means, and
+# what a config saved before a key existed meant by leaving it out (so older experiment folders continue as trained).
+ADDED_KEYS = {'model.pose_to_head': False, 'model.camera': 'published', 'data.input_pose': 'published',
+              'train.loss_weights': {'smpl_root': 1.0, 'cam_prior': 0.0}}
+
 _logged = set()
 
 
 def datasets_here():
-    return sorted(p.name for p in (ROOT / 'data').iterdir() if (p / f'{p.name}.py').is_file())
+    return DATASETS.names()
 
 
 class _Translation:
@@ -229,10 +235,11 @@ def _variant(t, mapping):
         edge = EDGE_NAMES.get(f['dilstillation_edge'])
         if edge is None:
             t.reject('dilstillation_edge', f'{f["dilstillation_edge"]!r} is not one of {sorted(EDGE_NAMES)}')
-        distill = DISTILL_LOSSES.get(f['distillation_loss'])
+        distill = PUBLISHED_DISTILL_LOSSES.get(f['distillation_loss'])
         if distill is None:
-            t.reject('distillation_loss', f'{f["distillation_loss"]!r} is not one of {sorted(DISTILL_LOSSES)} '
-                                          f'(SEFD names KL_loss and PKTLoss but implements neither)')
+            t.reject('distillation_loss', f'{f["distillation_loss"]!r} is not one of '
+                                          f'{sorted(PUBLISHED_DISTILL_LOSSES)} (SEFD names KL_loss and PKTLoss but '
+                                          f'implements neither)')
     else:
         mode, edge = 'baseline', 'none'
     if f['teacher_learing'] and mode != 'teacher':
@@ -290,7 +297,6 @@ def translate_published(mapping, path):
         out.update(t.out)
         t.out = {}
     _vposer(t, mapping, out)
-    from main.config import ADDED_KEYS
     for key, value in ADDED_KEYS.items():   # a published file means the published model and losses
         out.setdefault(key, value)
     for key, note in t.notes:

@@ -20,11 +20,11 @@ import torch
 
 from common.errors import UserError, run_cli
 from common.logger import setup_logger
+from common.paths import resolve_path
+from common.runtime import parse_gpus
 from data.dataset import get_dataset_class
 from main.checkpoint import model_from_checkpoint
-from main.config import resolve_path
 from main.tester import evaluate
-from main.trainer import parse_gpus
 
 log = logging.getLogger('sefd')
 

@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.runtime import amp_context, to_device
 from common.utils.io import atomic_np_save, atomic_write_text
 from common.utils.metrics import MetricAccumulator
+from data.loader import make_loader
 
 PREDICTIONS = ('pose', 'shape', 'cam_trans')
 
@@ -72,7 +74,6 @@ def _label_key(label):
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device, name=None, progress=True):
     """Run `model` (eval mode, restored afterwards) over `dataset`; returns an EvalResult."""
-    from main.trainer import amp_context, make_loader, to_device
     loader = make_loader(dataset, cfg, cfg.test.batch_size, device)
     acc, preds, labels = MetricAccumulator(), {k: [] for k in PREDICTIONS + ('ann_id', 'bbox')}, {}
     was_training = model.training

@@ -22,10 +22,12 @@ import torch.multiprocessing as mp
 
 from common.errors import UserError, run_cli
 from common.logger import setup_logger
+from common.paths import resolve_path
+from common.runtime import free_port, init_process, parse_gpus
 from data.dataset import build_train_dataset, get_dataset_class
 from main.checkpoint import checkpoint_dir, config_of, latest_checkpoint, load_checkpoint, snapshots
-from main.config import load_config, load_saved_config, make_exp_dir, resolve_path
-from main.trainer import Trainer, free_port, init_process, parse_gpus
+from main.config import load_config, load_saved_config, make_exp_dir
+from main.trainer import Trainer
 
 FLAG_KEYS = {'lr': ('train.lr', 'train.lr_backbone'), 'end_epoch': ('train.end_epoch',),
              'train_batch_size': ('train.batch_size',), 'exp_name': ('exp_name',)}

@@ -1,49 +1,33 @@
-"""Training loop: optimizer groups and schedule, AMP, DDP, exact resume, logs (text, TensorBoard, tqdm), validation.
+"""Training loop: optimizer groups and schedule, the step, DDP wrapping, checkpoints, logs (text, TensorBoard,
+tqdm), validation.
 
-Exact resume: the data order and every sample's augmentation are functions of (train.seed, epoch, position in
-the epoch) alone (EpochSampler + SeededSamples), and a checkpoint holds the model, optimizer, scaler, epoch,
-iteration (the sampler position) and RNG states; so a run killed at any moment and continued from its last
-checkpoint retraces the same steps as an uninterrupted one.
+Exact resume: the data order and every sample's augmentation are functions of (train.seed, epoch, position)
+(data/loader.py), and a checkpoint holds the model, optimizer, scaler, epoch, iteration (the sampler position) and
+RNG states; so a run killed at any moment and continued from its last checkpoint retraces the same steps as an
+uninterrupted one.
 """
 import contextlib
 import logging
 import math
-import os
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from common.errors import UserError
-from common.runtime import amp_choice, amp_dtype
+from common.runtime import amp_choice, amp_context, make_scaler, rng_state, set_rng_state, to_device, unwrap
+from data.loader import EpochSampler, SeededSamples, make_loader
 from main.checkpoint import (BEST, LAST, LEARNED_LOSS_PARTS, BackgroundWriter, load_checkpoint, load_model_state,
                              load_teacher, remove_stale_temporaries, snapshot_name)
 from main.config import VPOSER_FROM_CHECKPOINT
 from main.model import Model
+from main.tester import evaluate
 
 log = logging.getLogger('sefd')
-
-
-# ---------------------------------------------------------------------------------------------- precision
-def amp_context(enabled, device):
-    """Autocast in the precision --amp picks for the device (common/runtime.py); nothing where that is fp32."""
-    dtype = amp_dtype(device) if enabled else None
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def make_scaler(enabled, device):
-    """A GradScaler only where fp16 is used; bf16 has fp32's range and needs none."""
-    use = enabled and amp_dtype(device) == torch.float16
-    return torch.amp.GradScaler(device.type, enabled=use)
 
 
 # ---------------------------------------------------------------------------------------------- optimizer
@@ -76,88 +60,6 @@ def set_lr(optimizer, epoch, cfg, global_step=None):
     return [g['lr'] for g in optimizer.param_groups]
 
 
-# ---------------------------------------------------------------------------------------------- data order
-ORDER_KEY = 2 ** 32 - 1  # the "position" whose seed draws an epoch's order (never a sample's position)
-
-
-def sample_seed(seed, epoch, position):
-    """The augmentation seed of the sample at `position` of epoch `epoch`'s global order."""
-    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1, np.uint64)[0] >> 1)
-
-
-class EpochSampler(Sampler):
-    """This rank's share of epoch e's order (a permutation seeded by (seed, e)), from position `start`.
-
-    Ranks interleave like DistributedSampler (rank r takes global positions r, r+W, ...; the order is padded by
-    wrapping so all ranks get as many), so W ranks with batch b see the same samples, with the same
-    augmentation, as one process with batch W*b. Yields (dataset index, sample seed) for SeededSamples.
-    """
-
-    def __init__(self, n, seed=0, rank=0, world_size=1, shuffle=True):
-        if n <= 0:
-            raise UserError('the training set is empty')
-        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world_size, shuffle
-        self.num_samples = math.ceil(n / world_size)
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch, start=0):
-        self.epoch, self.start = epoch, start
-
-    def order(self):
-        if self.shuffle:
-            g = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, ORDER_KEY))
-            perm = torch.randperm(self.n, generator=g)
-        else:
-            perm = torch.arange(self.n)
-        total = self.num_samples * self.world
-        return torch.cat([perm, perm[:total - self.n]]) if total > self.n else perm
-
-    def __len__(self):
-        return max(0, self.num_samples - self.start)
-
-    def __iter__(self):
-        perm = self.order().tolist()
-        for pos in range(self.start, self.num_samples):
-            g = pos * self.world + self.rank
-            yield perm[g], sample_seed(self.seed, self.epoch, g)
-
-
-class SeededSamples(Dataset):
-    """dataset[(i, seed)]: sample i with torch, numpy and random seeded by `seed`, so its augmentation does not
-    depend on which worker draws it or on what was drawn before (the caller's RNG states are restored)."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, item):
-        index, seed = item
-        np_state, py_state = np.random.get_state(), random.getstate()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            np.random.seed(seed % 2 ** 32)
-            random.seed(seed)
-            try:
-                return self.dataset[index]
-            finally:
-                np.random.set_state(np_state)
-                random.setstate(py_state)
-
-
-def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False):
-    from data.dataset import needs_spawned_workers
-    nw = cfg.data.num_workers
-    # a renderer cannot be used in a process forked from one that rendered: start such workers fresh
-    ctx = 'forkserver' if nw and needs_spawned_workers(cfg) else None
-    n = len(sampler) if sampler is not None else len(dataset)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=nw,
-                      pin_memory=device.type == 'cuda', drop_last=train and n >= batch_size,
-                      persistent_workers=train and nw > 0, multiprocessing_context=ctx,
-                      generator=torch.Generator().manual_seed(cfg.train.seed))
-
-
 # ---------------------------------------------------------------------------------------------- one step
 def forward_losses(model, inputs, targets, meta, amp, device):
     """(total loss, {term: scalar}) of one training batch, under autocast when amp."""
@@ -174,34 +76,6 @@ def optimize(total, model, optimizer, scaler, grad_clip=0.0):
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
-
-
-def to_device(tree, device, channels_last=False):
-    if isinstance(tree, dict):
-        return {k: to_device(v, device, channels_last) for k, v in tree.items()}
-    if torch.is_tensor(tree):
-        t = tree.to(device, non_blocking=True)
-        return t.contiguous(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t
-    return tree
-
-
-def unwrap(model):
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def rng_state():
-    state = {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate()}
-    if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
-    random.setstate(state['python'])
-    if 'cuda' in state and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state['cuda'])
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -228,7 +102,7 @@ class Trainer:
         if start is not None:
             self.start_from(*start)
         elif cfg.model.pretrained and resume is None and not self.started_from_teacher:
-            from main.config import resolve_path
+            from common.paths import resolve_path
             summary = self.model.backbone.load_pretrained(resolve_path(cfg.model.pretrained))
             log.info(f'backbone initialised from {cfg.model.pretrained}: {summary}')
         self.model.to(device)
@@ -431,7 +305,6 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ validation
     def validate(self):
         if self.rank == 0 and self.val_dataset is not None:
-            from main.tester import evaluate
             result = evaluate(unwrap(self.model), self.val_dataset, self.cfg, self.device)
             mpjpe = result.summary['mpjpe']
             for k, v in result.summary.items():
@@ -443,47 +316,3 @@ class Trainer:
                 log.info(f'new best MPJPE {mpjpe:.2f} mm: saved {self.ckpt_dir / BEST}')
         if self.world > 1:
             dist.barrier()
-
-
-# ---------------------------------------------------------------------------------------------- processes
-def parse_gpus(spec):
-    """'0,1' or '0-3' -> [0, 1, ...]; '' -> GPU 0 if there is one, else [] (CPU); '-1' or 'cpu' -> []."""
-    if spec in ('-1', 'cpu'):
-        return []
-    if not spec:
-        return [0] if torch.cuda.is_available() else []
-    ids = []
-    try:
-        for part in spec.split(','):
-            a, _, b = part.partition('-')
-            ids += list(range(int(a), int(b) + 1)) if b else [int(a)]
-    except ValueError:
-        raise UserError(f"--gpu {spec!r}: give ids like '0', '0,1' or '0-3'") from None
-    if ids and not torch.cuda.is_available():
-        raise UserError(f'--gpu {spec} asked for GPUs but torch sees none; drop --gpu to run on the CPU')
-    if ids and max(ids) >= torch.cuda.device_count():
-        raise UserError(f'--gpu {spec}: only {torch.cuda.device_count()} GPU(s) visible')
-    return ids
-
-
-def init_process(rank, world_size, gpu=None, port=None, timeout_s=600):
-    """Device of this rank (GPU `gpu` or the CPU), with the process group joined when there are several.
-    A collective waits at most timeout_s for a rank that stopped answering."""
-    import datetime
-    device = torch.device('cuda', gpu) if gpu is not None else torch.device('cpu')
-    if gpu is not None:
-        torch.cuda.set_device(device)
-    if world_size > 1 and not dist.is_initialized():
-        if port:  # our own spawn; torchrun sets MASTER_ADDR/PORT itself
-            os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
-            os.environ.setdefault('MASTER_PORT', str(port))
-        dist.init_process_group('nccl' if gpu is not None else 'gloo', rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=timeout_s))
-    return device
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]

@@ -13,7 +13,8 @@ import torch  # noqa: E402
 
 from data.dataset import build_train_dataset  # noqa: E402
 from main.config import load_config  # noqa: E402
-from main.trainer import Trainer, init_process, unwrap  # noqa: E402
+from common.runtime import init_process, unwrap  # noqa: E402
+from main.trainer import Trainer  # noqa: E402
 
 
 def main():

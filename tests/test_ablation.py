@@ -11,8 +11,9 @@ import time
 import cv2
 import pytest
 
+from common.paths import ROOT
 from main.checkpoint import save_checkpoint
-from main.config import ROOT, load_config
+from main.config import load_config
 from main.model import Model
 from tests import fixtures
 

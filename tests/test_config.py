@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from common.errors import UserError
-from main.config import ROOT, load_config, make_exp_dir, parse_overrides
+from common.paths import ROOT
+from main.config import load_config, make_exp_dir, parse_overrides
 
 
 def test_defaults_and_yaml_files_load():
@@ -82,7 +83,8 @@ def test_configs_saved_before_a_key_existed_mean_the_published_behaviour(tmp_pat
     """A config.yaml / checkpoint config without the keys added later reads as it was trained (ADDED_KEYS); a new
     config has the defaults; a published experiment file means the published choices too."""
     import yaml
-    from main.config import ADDED_KEYS, Config, fill_added_keys, load_saved_config, update_config
+    from main.config import Config, fill_added_keys, load_saved_config, update_config
+    from main.published_config import ADDED_KEYS
     old = Config().to_dict()
     del old['model']['pose_to_head'], old['model']['camera'], old['data']['input_pose'], old['train']['loss_weights']
     path = tmp_path / 'config.yaml'

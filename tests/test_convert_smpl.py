@@ -4,7 +4,6 @@ import pickle
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +11,10 @@ import scipy.sparse as sp
 import torch
 
 from common.errors import UserError
+from common.paths import ROOT
 from common.utils import procedural_body, smpl
 from common.utils.smpl import BodyModel, load_model_arrays, read_smpl_pickle
 
-ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tool' / 'convert_smpl.py'
 
 

@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from common.errors import UserError
+from common.paths import ROOT
 from common.utils.joint_sets import COCO17, OPENPOSE18, map_joints
 from main.checkpoint import save_checkpoint
-from main.config import ROOT, load_config
+from main.config import load_config
 from main.model import CAMERA_CENTRE, Model
 
 pytestmark = pytest.mark.usefixtures('renderer')

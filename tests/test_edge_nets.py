@@ -329,7 +329,8 @@ TINY = ['model.backbone=resnet18', 'model.input_size=64', 'model.procedural_vert
 def test_student_step_with_each_learned_edge(kind, body, tmp_path):
     from common.utils.body_samples import make_batch
     from main.model import Model
-    from main.trainer import forward_losses, make_optimizer, make_scaler, optimize
+    from common.runtime import make_scaler
+    from main.trainer import forward_losses, make_optimizer, optimize
     official_file(kind, tmp_path / 'w.pth', seed=5)
     torch.manual_seed(0)
     cfg = load_config(None, TINY + ['mode=student', f'edge.type={kind}', f'edge.weights={tmp_path / "w.pth"}',

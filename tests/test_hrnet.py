@@ -124,7 +124,8 @@ def test_baseline_teacher_and_distilled_student_with_hrnet():
     from common.utils.body_samples import make_batch
     from common.utils.smpl import get_body_model
     from main.model import Model
-    from main.trainer import forward_losses, make_optimizer, make_scaler, optimize
+    from common.runtime import make_scaler
+    from main.trainer import forward_losses, make_optimizer, optimize
     body = get_body_model('neutral', None, 800)
     torch.manual_seed(0)
     inputs, targets, meta = make_batch(body, 2, 64, in_channels=4)

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from common.errors import UserError
+from common.paths import ROOT
 from common.utils.body_samples import make_batch
 from common.utils.metrics import mpvpe
 from common.utils.smpl import get_body_model
-from main.config import ROOT, load_config
+from main.config import load_config
 from main.checkpoint import latest_checkpoint, load_checkpoint
 from main.model import Model
 from main.trainer import make_optimizer, set_lr

@@ -10,7 +10,7 @@ import cv2
 import pytest
 import yaml
 
-from main.config import ROOT
+from common.paths import ROOT
 
 pytestmark = pytest.mark.usefixtures('renderer')
 MODELS = {'baseline': 'baseline', 'edge_only': 'edge only', 'student': 'SEFD student', 'teacher': 'teacher'}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from common import runtime
-from main.trainer import amp_context, make_scaler
+from common.runtime import amp_context, make_scaler
 
 CPU = torch.device('cpu')
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from common.errors import UserError
+from common.paths import ROOT
 from common.utils.body_samples import make_batch
 from common.utils.smpl import get_body_model
-from main.config import ROOT, load_config
+from main.config import load_config
 from main.model import Model
 from main.trainer import make_optimizer, optimize
 from tests import fixtures
@@ -179,7 +180,8 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(data_root, tmp_path
 def shard_averaged_run(cfg, init):
     """One process doing what 2 DDP ranks should: per epoch, the gradients of each rank's batch, averaged."""
     from data.dataset import build_train_dataset
-    from main.trainer import EpochSampler, SeededSamples, set_lr
+    from data.loader import EpochSampler, SeededSamples
+    from main.trainer import set_lr
     model = Model(cfg)
     model.load_state_dict(init, strict=False)
     opt = make_optimizer(model, cfg)

@@ -44,12 +44,12 @@ from dataclasses import dataclass, field  # noqa: E402
 import yaml  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 from common.utils.io import atomic_write_text  # noqa: E402
 from tool.experiments import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested,  # noqa: E402
                               mean_std, override, rel, result_path, run_script, test_stage, train_stage,
                               trained_snapshot)
 
-ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / 'assets' / 'yaml' / 'ablations'
 STUDENT_KEYS = ('edge.', 'distill.', 'mode=')   # what references do not take from the grid
 
@@ -311,7 +311,7 @@ class Runner:
     def gpu_ids(spec):
         if not spec:
             return []
-        from main.trainer import parse_gpus
+        from common.runtime import parse_gpus
         return parse_gpus(spec)
 
     def load_state(self):

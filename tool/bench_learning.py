@@ -23,11 +23,11 @@ import json  # noqa: E402
 import time  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 from common.utils.io import atomic_write_text  # noqa: E402
 from tool.benchmark import print_machine  # noqa: E402
 from tool.experiments import fmt_time, machine, override, rel, run_script, train_stage  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # What every candidate shares (the quickstart's synthetic setting); a candidate's overrides come on top.
 COMMON = {'data.train_sets_3d': ['Synthetic'], 'data.train_sets_2d': [], 'data.test_set': 'Synthetic',

@@ -93,7 +93,7 @@ def crop_affine(box, size, rot_deg=0.0, scale=1.0, flip=False):
 
 
 def sefd_full_frame(frame, renderer):
-    """SEFD-style reference pipeline at full frame (spec 4.4): shaded renders on white, Canny magnitude
+    """SEFD-style reference pipeline at full frame (its released tools): shaded renders on white, Canny magnitude
     of each at full resolution, dilation, clip(sum alone - joint, 0, 1). The joint map is dilated with
     the most common person size (equal to the per-person rule when all sizes agree, as at 1080x1920)."""
     m, faces, f, c = frame['meshes'], frame['faces'], frame['focal'], frame['princpt']

@@ -25,12 +25,12 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 from common.runtime import machine_line, precision_name  # noqa: E402
 from main.config import load_config  # noqa: E402
 from tool.benchmark import interleaved, train_step  # noqa: E402
 from tool.experiments import override, rel, run_script  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / 'assets' / 'yaml' / 'quickstart' / 'small.yml'
 MODELS = ('baseline', 'teacher')
 
@@ -82,7 +82,7 @@ def stage_overrides(model, root, iters):
 def bare_step(cfg_path, overrides):
     """A callable: one training step of the stage's model on one real batch (the stage's loader, collated once)."""
     from data.dataset import build_train_dataset
-    from main.trainer import SeededSamples, make_loader
+    from data.loader import SeededSamples, make_loader
     from torch.utils.data import SequentialSampler
     cfg = load_config(cfg_path, overrides + ['data.num_workers=0'])
     ds = build_train_dataset(cfg)

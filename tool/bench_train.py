@@ -20,11 +20,11 @@ import torch  # noqa: E402
 
 from common.errors import run_cli  # noqa: E402
 
-from common.nets.distill import DISTILL_LOSS_NAMES  # noqa: E402
+from common.registry import DISTILL_LOSSES  # noqa: E402
 from common.utils.smpl import get_body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
-from main.trainer import parse_gpus  # noqa: E402
+from common.runtime import parse_gpus  # noqa: E402
 from tool.benchmark import interleaved, model_batch, print_machine, step_args, train_step  # noqa: E402
 
 
@@ -32,7 +32,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     step_args(ap)
     ap.add_argument('--no-amp', dest='amp', action='store_false')
-    ap.add_argument('--losses', default=','.join(DISTILL_LOSS_NAMES), help='none = the edge-only student')
+    ap.add_argument('--losses', default=','.join(['none', *DISTILL_LOSSES.names()]),
+                    help='none = the edge-only student')
     ap.add_argument('--gpu', default='-1', help='GPU id (default: the CPU)')
     args = ap.parse_args()
     print_machine(args.amp)

@@ -8,10 +8,10 @@ import time
 
 import torch
 
-from common.runtime import machine_line, precision_name
+from common.runtime import machine_line, make_scaler, precision_name, to_device
 from common.utils.body_samples import make_batch
 from main.model import Model
-from main.trainer import forward_losses, make_optimizer, make_scaler, optimize, to_device
+from main.trainer import forward_losses, make_optimizer, optimize
 
 
 def print_machine(amp=False, device=None):

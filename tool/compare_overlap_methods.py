@@ -34,13 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.edges.overlap import overlap_edges  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 from common.utils.io import atomic_write_bytes  # noqa: E402
 from common.utils.render import Renderer  # noqa: E402
 

@@ -35,7 +35,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     from main.checkpoint import config_of, load_checkpoint, load_model_state
-    from main.config import resolve_path
+    from common.paths import resolve_path
     from main.model import Model
     args = parse_args(argv)
     src, dst = resolve_path(args.src), Path(args.dst).resolve()

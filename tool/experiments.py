@@ -17,9 +17,9 @@ import numpy as np
 import yaml
 
 from common.errors import UserError
+from common.paths import ROOT
 from main.checkpoint import snapshot_name
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = ('mpjpe', 'pa_mpjpe', 'mpvpe')
 METRIC_NAMES = {'mpjpe': 'MPJPE', 'pa_mpjpe': 'PA-MPJPE', 'mpvpe': 'MPVPE'}
 

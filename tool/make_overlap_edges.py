@@ -27,10 +27,10 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 from common.utils.io import atomic_write_bytes  # noqa: E402
 from data.scenes import EDGE_DIR, SEFD_EDGE_DATASETS, edge_path, scene_meshes, sefd_edge_paths  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ('PW3D', 'Synthetic', 'Human36M', 'MuCo', 'MSCOCO', 'MPII', 'CrowdPose')
 ALL_EDGE_DIR = 'all_edges'
 

@@ -29,8 +29,8 @@ import shutil  # noqa: E402
 import time  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ('train', 'validation', 'test')
 DEFAULT_CONTACT = 12
 

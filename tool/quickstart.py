@@ -35,12 +35,12 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.paths import ROOT  # noqa: E402
 from common.utils.io import atomic_write_text  # noqa: E402
 from tool.experiments import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_exp, is_tested,  # noqa: E402
                               machine, mean_std, override, rel, result_path, run_script, test_stage,
                               train_stage, trained_snapshot)
 
-ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / 'assets' / 'yaml' / 'quickstart'
 SCALES = ('tiny', 'small', 'medium', 'full')
 TRAIN_ORDER = ('teacher', 'student', 'edge_only', 'baseline')   # students need the teacher

@@ -7,7 +7,7 @@ So every edge type works on a fresh machine:
     python tool/train_edge.py --edge hed --init network-bsds500.pytorch    # fine-tune the official weights
     python tool/train_edge.py --edge rcf --data data/Synthetic --out output/edge_weights/rcf_small.pth
 
-Targets are rendered from the ground-truth meshes at crop resolution (common/edges/training.py): all people's
+Targets are rendered from the ground-truth meshes at crop resolution (data/edge_crops.py): all people's
 structural edges, visible or hidden by another person, and (SEE's second head) the people's mask. The
 weights are written in the official format of the network (HED: pytorch-hed's state dict with module* keys;
 RCF: {'epoch', 'state_dict'}; PiDiNet: {'epoch', 'state_dict'} with 'module.' keys, pixel-difference form;
@@ -79,7 +79,7 @@ def make_test_set(root, size, limit, progress):
     import torch
     from tqdm import tqdm
 
-    from common.edges.training import EdgeCrops
+    from data.edge_crops import EdgeCrops
     ds = EdgeCrops(root, 'test', size, train=False)
     n = min(len(ds), limit) if limit else len(ds)
     if n == 0:
@@ -118,10 +118,11 @@ def main(argv=None):
     from tqdm import tqdm
 
     from common.edges.learned import default_weights_path
-    from common.edges.training import EdgeCrops, StepSampler, edge_losses
+    from common.edges.training import edge_losses
+    from data.edge_crops import EdgeCrops, StepSampler
     from common.nets.pretrained import read_checkpoint
     from common.utils.io import atomic_torch_save, atomic_write_text
-    from main.config import resolve_path
+    from common.paths import resolve_path
 
     progress = not args.no_progress
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))

@@ -17,9 +17,6 @@ import torch.nn as nn
 from common.errors import UserError
 from common.registry import EDGES, closest
 
-STUDENT_EDGES = ('canny', 'rcf', 'hed', 'pidinet', 'see')
-
-
 class EdgeEstimator(nn.Module):
     in_loader = False
 
@@ -44,6 +41,7 @@ class EdgeEstimator(nn.Module):
 def build_edge(edge_cfg):
     """The estimator of edge_cfg.type (a student edge; its module common/edges/<type>.py is imported on first use)."""
     name = edge_cfg.type
-    if name not in STUDENT_EDGES:
-        raise UserError(f'edge.type {name!r} is not a student edge; one of {STUDENT_EDGES}{closest(name, STUDENT_EDGES)}')
+    names = EDGES.names()
+    if name not in names:
+        raise UserError(f'edge.type {name!r} is not a student edge; one of {names}{closest(name, names)}')
     return EDGES.build(name, edge_cfg)

@@ -1,4 +1,4 @@
-"""SEFD's Canny edge map (spec section 4.2), as reusable torch functions (any device, no grad needed).
+"""SEFD's Canny edge map, as reusable torch functions (any device, no grad needed).
 
 SEFD's `canny_edge` module: RGB image in [0, 1] -> `bgr_to_rgb` (a channel reversal applied to an image
 that is already RGB) -> grayscale (0.299, 0.587, 0.114 on the reversed channels, so effectively

@@ -2,7 +2,7 @@
 come from, and the checks that a weights file is the format expected.
 
 Each network sees the input it was trained on (the official weights' conventions). SEFD fed two of them
-wrong (spec 4.3 and pain point 19), which we do not reproduce:
+wrong (SEFD's released edge code), which we do not reproduce:
 
 | net     | here (official)                                   | SEFD reference                          |
 |---------|---------------------------------------------------|-----------------------------------------|
@@ -23,6 +23,7 @@ import torch
 from common.edges.base import EdgeEstimator
 from common.errors import UserError
 from common.nets.pretrained import read_checkpoint
+from common.paths import ROOT, resolve_path
 
 # Caffe's BGR pixel means (HED / RCF training on BSDS500), 0..255 scale
 CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
@@ -43,13 +44,11 @@ def imagenet(img):
 
 
 def default_weights_path(kind):
-    from main.config import ROOT
     return ROOT / DEFAULT_WEIGHTS_DIR / f'{kind}.pth'
 
 
 def resolve_weights(edge_cfg, kind, official):
     """The weights file of edge type `kind`: edge.weights, else the default file of tool/train_edge.py."""
-    from main.config import resolve_path
     if edge_cfg.weights:
         return resolve_path(edge_cfg.weights)
     path = default_weights_path(kind)

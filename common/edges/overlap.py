@@ -1,6 +1,6 @@
 """SMPL overlap edges: the contours of each person that other people hide (SEFD's teacher input).
 
-Definition (SEFD, spec section 4.4): for every person the edge map of that person rendered ALONE,
+Definition (SEFD's released tools): for every person the edge map of that person rendered ALONE,
 summed over persons, minus the edge map of all persons rendered TOGETHER, clipped to [0, 1]; the
 "all edges" map is the edge map of the joint render. Each person's edges are dilated by a square max
 filter whose size follows that person's annotation box area A = w*h in px^2 (`dilation_size`):
@@ -41,6 +41,8 @@ import math
 import cv2
 import numpy as np
 
+from common.utils.render import default_renderer
+
 METHODS = ('geometric', 'canny')
 DILATION_THRESHOLDS = (256.0, 4096.0, 65536.0)   # inclusive upper bounds of the area classes (px^2)
 DILATION_SIZES = (1, 3, 5, 7)
@@ -48,15 +50,6 @@ DEPTH_JUMP_M = 0.05    # a self-occlusion is a depth jump of more than 5 cm betw
 DEPTH_JUMP_PX = 6.0    # ... and of more than 6 pixel widths at that depth (6 z/f: slopes up to ~80 deg)
 CANNY_SUPPORT = 4      # pixels a Canny value depends on: Gaussian 5x5 (2) + Sobel (1) + NMS (1)
 
-_renderer = None
-
-
-def _default_renderer():
-    global _renderer
-    if _renderer is None:
-        from common.utils.render import Renderer
-        _renderer = Renderer()
-    return _renderer
 
 
 def dilation_size(box_area: float) -> int:
@@ -436,7 +429,7 @@ def overlap_edges(meshes, faces, focal, princpt, width, height, box_areas, metho
     if width <= 0 or height <= 0:
         raise ValueError(f'image size must be positive, got {width}x{height}')
     ks = _sizes(box_areas, len(verts))
-    renderer = renderer or _default_renderer()
+    renderer = renderer or default_renderer()
     fn = _geometric if method == 'geometric' else _canny
     return fn(verts, faces_l, cam, width, height, ks, renderer, return_all, occluding)
 

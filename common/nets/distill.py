@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from common.errors import UserError
 from common.registry import DISTILL_LOSSES
 
-DISTILL_LOSS_NAMES = ('none', 'log_softmax_l1', 'l1', 'kd', 'at', 'fsp', 'gc', 'cwd', 'pkd')
 AT_SCALE = 100.0  # the reference's attention-transfer factor
 
 

@@ -26,6 +26,7 @@ be started with 'spawn'/'forkserver'; each then creates its own context. Framebu
 per image size (a few sizes, least recently used dropped first).
 """
 import ctypes
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -670,3 +671,9 @@ class Renderer:
             else:
                 getattr(out, name)[y:y + h, x:x + w] = arr
         return out
+
+
+@functools.lru_cache(maxsize=None)
+def default_renderer():
+    """The process's Renderer with the default settings (cheap: every Renderer shares the process's GL context)."""
+    return Renderer()

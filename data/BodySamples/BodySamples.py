@@ -2,9 +2,9 @@
 training loop and to benchmark it (`data.train_sets_3d=[BodySamples]`). It teaches nothing about images."""
 from torch.utils.data import Dataset
 
-from common.registry import DATASETS
 from common.utils.body_samples import make_batch
 from common.utils.smpl import get_body_model
+from data.registry import DATASETS
 
 
 @DATASETS.register()

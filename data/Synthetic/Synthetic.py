@@ -1,9 +1,9 @@
 """The synthetic crowd set (tool/make_synthetic.py), written in the 3DPW layout and read by the same code."""
 import numpy as np
 
-from common.registry import DATASETS
 from common.utils.simulated_detector import DetectorScene, smpl30_to_openpose18
 from data.PW3D import PW3D
+from data.registry import DATASETS
 
 LAYOUT = ('data/Synthetic/data/3DPW_latest_{train,validation,test}.json and data/Synthetic/imageFiles/<sequence>/'
           '*.jpg; make it with: python tool/make_synthetic.py --out data/Synthetic')

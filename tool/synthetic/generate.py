@@ -15,9 +15,10 @@ import numpy as np
 
 from common.errors import UserError
 from common.utils.io import atomic_write_bytes
-from common.utils.joint_sets import OPENPOSE18
-from tool.synthetic import appearance as A
 from common.utils import simulated_detector as D
+from common.utils.joint_sets import OPENPOSE18
+from common.utils.render import default_renderer
+from tool.synthetic import appearance as A
 from tool.synthetic.scene import (GENDERS, SceneError, pose_people, place_people, sample_camera,
                                   sample_occluders, sample_person)
 
@@ -69,12 +70,6 @@ class Result:
 def _models(model_dir):
     from common.utils.smpl import get_body_model
     return {g: get_body_model(g, model_dir) for g in GENDERS}
-
-
-@functools.lru_cache(maxsize=None)
-def _renderer():
-    from common.utils.render import Renderer
-    return Renderer()
 
 
 def write_file(path, data):
@@ -177,7 +172,7 @@ def _no_fail(job):
 def _attempt(rng, job, res):
     o = job.options
     models = _models(o.model_dir)
-    renderer = _renderer()
+    renderer = default_renderer()
     cam, people = build_scene(rng, job, models)
     ref = models['neutral']
     faces, part_ids = ref.faces, ref.part_ids
