@@ -12,6 +12,7 @@ SEFD's distributed maps keep their published names and folders (`sefd_edge_paths
 release; `find_edge_file` looks for ours first, then for those.
 """
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import List, Optional
 import numpy as np
 
 from common.errors import UserError
+from common.registry import closest
 
 EDGE_DIR = 'overlap_edges'
 
@@ -55,6 +57,18 @@ def group_by_image(annotations, keep=None):
     return out
 
 
+def report_problems(name, problems, limit=5):
+    """One warning for the bad annotations a loader skipped (how many, and the first few)."""
+    if problems:
+        logging.getLogger('sefd').warning(f'{name}: skipped {len(problems)} bad annotation(s), e.g. '
+                                          + '; '.join(problems[:limit]))
+
+
+def check_split(name, split, splits):
+    if split not in splits:
+        raise UserError(f'{name} has no split {split!r}{closest(split, splits)}; splits: {", ".join(splits)}')
+
+
 def problem(key, err):
     """One line for a malformed entry: ValueErrors already name the entry, a missing key gets named here."""
     return str(err) if isinstance(err, ValueError) else f'{key}: missing or bad field {err}'
@@ -75,7 +89,7 @@ def _sefd_names(folders, rel_dir, name):
 
 
 def sefd_edge_paths(dataset, root, image_rel, split=''):
-    """SEFD's overlap-edge files for one image (JPEG, full frame; spec section 4.4), most likely first: the
+    """SEFD's overlap-edge files for one image (JPEG, full frame, as SEFD's tools write them), most likely first: the
     first is where `tool/make_overlap_edges.py --layout sefd` writes. [] for a dataset SEFD has none for.
 
     3DPW (and the synthetic set): SMPL_overlap_edge1 (test, as distributed) / SMPL_overlap_edge2 (its loader's
@@ -191,31 +205,3 @@ def scene_meshes(scene, body_models):
             raise ValueError(f'{scene.key or scene.image}: mesh has NaN/inf vertices')
         meshes.append(v.astype(np.float32))
     return meshes, tuple(f0.tolist()), tuple(c0.tolist())
-
-
-def read_neuralannot_scenes(ann_file, fits_file, layout, image_prefix='', swap_wh=False, keep_fit=None):
-    """COCO-format images + NeuralAnnot fits {ann_id: {smpl_param, cam_param}} (MSCOCO, MPII, CrowdPose):
-    every person has its own virtual camera, `scene_meshes` brings them into one image."""
-    db = load_json(ann_file, layout)
-    fits = load_json(fits_file, layout)
-    by_image = group_by_image(db.get('annotations', []), lambda a: str(a['id']) in fits and (
-        keep_fit is None or keep_fit(fits[str(a['id'])])))
-    scenes, problems = [], []
-    for img in db.get('images', []):
-        anns = by_image.get(img['id'])
-        if not anns:
-            continue
-        key = f'image {img["id"]} ({img["file_name"]})'
-        try:
-            people = []
-            for a in anns:
-                fit, where = fits[str(a['id'])], f'{key} annotation {a["id"]}'
-                focal, princpt = camera_of(fit.get('cam_param', {}), where)
-                people.append(Person(*smpl_of(fit['smpl_param'], where), focal, princpt,
-                                     np.asarray(a['bbox'], np.float64)))
-        except (ValueError, KeyError) as e:
-            problems.append(problem(key, e))
-            continue
-        w, h = (img['height'], img['width']) if swap_wh else (img['width'], img['height'])
-        scenes.append(Scene(f'{image_prefix}{img["file_name"]}', int(w), int(h), people, key))
-    return scenes, problems

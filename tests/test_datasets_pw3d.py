@@ -199,7 +199,7 @@ def test_teacher_trains_with_edges_rendered_in_loader_workers(synth_root, tmp_pa
     from a process that rendered), through the training CLI."""
     import subprocess
     import sys
-    from main.config import ROOT
+    from common.paths import ROOT
     r = subprocess.run([sys.executable, 'main/train.py', '--cfg', 'assets/yaml/tiny_cpu.yml', f'data.root={synth_root}',
                         f'output_dir={tmp_path}', 'mode=teacher', 'edge.type=smpl_overlap', 'data.num_workers=1',
                         'train.batch_size=2', 'train.max_iters=2', 'model.input_size=64'],
@@ -208,3 +208,25 @@ def test_teacher_trains_with_edges_rendered_in_loader_workers(synth_root, tmp_pa
     (exp,) = tmp_path.iterdir()
     ckpt = torch.load(exp / 'checkpoint' / 'snapshot_0.pth.tar', map_location='cpu', weights_only=False)
     assert ckpt['model']['backbone.conv1.weight'].shape[1] == 4
+
+
+def test_bad_annotations_are_skipped_and_counted_alike_by_the_tools_and_training(tmp_path, caplog):
+    """One parse of the annotation file (PW3D.read_annotations) feeds both paths: an image with a malformed
+    annotation is skipped whole, and named, by the tools' scenes and by the training records alike."""
+    import logging
+    from data.PW3D import PW3D
+    db = fixtures.write_pw3d(tmp_path / 'PW3D', num_images=4, people=2, split='train')
+    anns = db['annotations']
+    anns[2]['smpl_param']['pose'][5] = float('nan')         # image 1: NaN pose
+    del anns[4]['smpl_param']                                # image 2: no SMPL parameters
+    anns.append({'id': 99, 'image_id': 77, 'bbox': [0, 0, 10, 10]})   # an image id not in the images list
+    fixtures._dump(tmp_path / 'PW3D' / 'data' / '3DPW_latest_train.json', db)
+
+    scenes, problems = PW3D.read_scenes(tmp_path / 'PW3D', 'train')
+    assert sorted(s.image for s in scenes) == ['courtyard_hug_00/image_00000.jpg', 'courtyard_hug_00/image_00003.jpg']
+    assert len(problems) == 3
+    with caplog.at_level(logging.WARNING, logger='sefd'):
+        ds = get_dataset_class('PW3D')(cfg_for(tmp_path), 'train')
+    assert sorted(r.image_rel for r in ds.records) == sorted(s.image for s in scenes for _ in s.people)
+    assert any('skipped 3 bad annotation(s)' in r.getMessage() for r in caplog.records)
+    ds[0]   # and a sample of what is left trains

@@ -193,6 +193,24 @@ def test_h36m_frame_subsampling(tmp_path, caplog):
         make('Human36M', tmp_path, split='validation')
 
 
+def test_h36m_bad_frames_skipped_and_counted_alike_by_the_tools_and_training(tmp_path, caplog):
+    """One parse (Human36M.read_annotations) feeds both paths: a malformed fit is skipped and named by both; a
+    frame without a fit trains (its joints supervise) but has no scene to render."""
+    r = tmp_path / 'Human36M'
+    fixtures.write_h36m(r, frames=(0, 5, 10), images=False)
+    path = r / 'annotations' / 'Human36M_subject1_smpl_param.json'
+    fits = json.loads(path.read_text())
+    del fits['2']['1']['5']                       # frame 5: no fit
+    fits['2']['1']['10']['pose'][4] = float('nan')  # frame 10: a malformed fit
+    path.write_text(json.dumps(fits))
+    scenes, problems = h36m_module.read_scenes(r, 'train')
+    assert [s.image.split('_')[-1] for s in scenes] == ['000001.jpg'] and len(problems) == 1
+    with caplog.at_level(logging.WARNING, logger='sefd'):
+        ds = make('Human36M', tmp_path)
+    assert sorted(_frame_cam(rec)[1] for rec in ds.records) == [0, 5]
+    assert 'skipped 1 bad annotation(s)' in caplog.text
+
+
 def test_h36m_missing_fit_and_fit_error_filter(tmp_path, monkeypatch):
     r = tmp_path / 'Human36M'
     fixtures.write_h36m(r, frames=(0, 5, 10))
@@ -236,6 +254,24 @@ def test_h36m_missing_fit_and_fit_error_filter(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------- MuCo
+def test_muco_bad_entries_skipped_and_counted_alike_by_the_tools_and_training(tmp_path, caplog):
+    """One parse (MuCo.read_annotations) feeds both paths: an image with a malformed fit or camera is skipped and
+    named by both."""
+    from data.MuCo import MuCo as muco_module
+    r = tmp_path / 'MuCo'
+    db, fits = fixtures.write_muco(r, num_images=4, images=False)
+    fits[str(db['annotations'][0]['id'])]['shape'] = 'ten numbers'         # image 0: a malformed fit
+    del db['images'][1]['f']                                               # image 1: no camera
+    (r / 'data' / 'smpl_param.json').write_text(json.dumps(fits))
+    (r / 'data' / 'MuCo-3DHP.json').write_text(json.dumps(db))
+    scenes, problems = muco_module.read_scenes(r)
+    assert sorted(s.key.split()[1] for s in scenes) == ['2', '3'] and len(problems) == 2
+    with caplog.at_level(logging.WARNING, logger='sefd'):
+        ds = make('MuCo', tmp_path)
+    assert sorted(rec.key.split()[1] for rec in ds.records) == ['2', '3']
+    assert 'skipped 2 bad annotation(s)' in caplog.text
+
+
 def test_muco_takes_the_closest_person_of_each_image_once(tmp_path):
     r = tmp_path / 'MuCo'
     fixtures.write_muco(r, num_images=3, images=False)
@@ -283,6 +319,24 @@ def test_muco_fit_error_filter(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- MSCOCO
+def test_coco_neuralannot_bad_entries_skipped_and_counted_alike_by_the_tools_and_training(tmp_path, caplog):
+    """One parse (data/formats/coco_neuralannot.py) feeds both paths of MSCOCO, MPII and CrowdPose: an image with a
+    malformed fit is skipped whole and named by both; one whose image id is unknown too."""
+    from data.MSCOCO import MSCOCO as coco_module
+    r = tmp_path / 'MSCOCO'
+    db, fits = fixtures.write_mscoco(r, num_images=3, people=2, images=False)
+    fits[str(db['annotations'][0]['id'])]['smpl_param']['pose'] = [0.0] * 5      # image 0: a malformed fit
+    db['annotations'].append({**db['annotations'][-1], 'id': 99, 'image_id': 42})  # an image id not listed
+    (r / 'annotations' / 'MSCOCO_train_SMPL_NeuralAnnot.json').write_text(json.dumps(fits))
+    (r / 'annotations' / 'person_keypoints_train2017.json').write_text(json.dumps(db))
+    scenes, problems = coco_module.read_scenes(r)
+    assert sorted(s.key.split()[1] for s in scenes) == ['1', '2'] and len(problems) == 2
+    with caplog.at_level(logging.WARNING, logger='sefd'):
+        ds = make('MSCOCO', tmp_path)
+    assert sorted({rec.key.split()[1] for rec in ds.records}) == ['1', '2']
+    assert 'skipped 2 bad annotation(s)' in caplog.text
+
+
 def test_mscoco_skips_crowds_and_empty_persons_and_keeps_unlabelled_joints_invalid(tmp_path):
     r = tmp_path / 'MSCOCO'
     fixtures.write_mscoco(r, num_images=2, people=3)
@@ -321,7 +375,8 @@ def _rot2(deg):
 
 
 def test_mpii_fit_targets_are_root_relative_and_rotate_with_the_crop(datasets):
-    """Pain point 26: MPII's fit_joint_cam is root-relative and turns with the crop; the SMPL root pose too."""
+    """MPII's fit_joint_cam is root-relative and turns with the crop, the SMPL root pose too (the reference's did
+    neither)."""
     ds = datasets['MPII']
     rot = 30.0
     for i in range(2):

@@ -4,18 +4,18 @@ Loader (`CrowdPose`, 2D training set): annotations/crowdpose_<split>.json (14 jo
 a Pelvis at the mid-hips (valid when both hips are) -> joint set CROWDPOSE15; persons without any labelled
 joint are skipped. Width and height are read swapped in the non-val files (the rule of `read_scenes`).
 Fits (CrowdPose_<split>_SMPL_NeuralAnnot.json) are used only when fit_err < 5 (the reference inverted the
-test, pain point 27); flip pairs come from the joint names (the reference's CrowdPose pairs were wrong).
+test); flip pairs come from the joint names (the reference's CrowdPose pairs were wrong).
 """
 from pathlib import Path
 
 import numpy as np
 
-from common.registry import DATASETS
 from common.utils.joint_sets import CROWDPOSE14, add_midpoints, with_midpoints
 from data.dataset import BaseDataset
-from data.Human36M.Human36M import check_split
-from data.MSCOCO.MSCOCO import keypoints, neuralannot_records
-from data.scenes import read_neuralannot_scenes
+from data.formats import coco_neuralannot
+from data.formats.coco_neuralannot import keypoints
+from data.registry import DATASETS
+from data.scenes import check_split
 
 LAYOUT = ('data/CrowdPose/annotations/crowdpose_{train,val,test}.json, '
           'data/CrowdPose/annotations/CrowdPose_{split}_SMPL_NeuralAnnot.json and data/CrowdPose/images/*.jpg')
@@ -38,8 +38,8 @@ def swap_wh(split):
 
 def read_scenes(root, split='train'):
     ann = Path(root) / 'annotations'
-    return read_neuralannot_scenes(ann / f'crowdpose_{split}.json', ann / f'CrowdPose_{split}_SMPL_NeuralAnnot.json',
-                                   LAYOUT, swap_wh=swap_wh(split), keep_fit=fit_ok)
+    return coco_neuralannot.read_scenes(ann / f'crowdpose_{split}.json', ann / f'CrowdPose_{split}_SMPL_NeuralAnnot.json',
+                                        LAYOUT, swap_wh=swap_wh(split), keep_fit=fit_ok)
 
 
 # ------------------------------------------------------------------------------------------------ loader
@@ -60,7 +60,7 @@ class CrowdPose(BaseDataset):
     def load_records(self):
         check_split(self.name, self.split, SPLITS)
         ann = self.root / 'annotations'
-        return neuralannot_records(
+        return coco_neuralannot.records(
             self, ann / f'crowdpose_{self.split}.json', ann / f'CrowdPose_{self.split}_SMPL_NeuralAnnot.json', LAYOUT,
             image_dir(self.root), lambda a, where: add_pelvis(keypoints(a, len(CROWDPOSE14), where)),
             keep_ann=lambda a, joints: bool(np.any(joints[:14, 2] > 0)), keep_fit=fit_ok, swap_wh=swap_wh(self.split))

@@ -14,18 +14,20 @@ shares with H36M17.
 """
 import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
 from common.errors import UserError
-from common.registry import DATASETS, closest
 from common.utils import preprocessing as pre
 from common.utils.joint_sets import H36M17, SMPL30, map_joints, mapping_indices
 from common.utils.metrics import evaluate_h36m
 from data.dataset import BaseDataset, Record
-from data.scenes import Person, Scene, camera_of, load_json, problem, smpl_of
+from data.registry import DATASETS
+from data.scenes import Person, Scene, camera_of, check_split, load_json, problem, report_problems, smpl_of
 
 LAYOUT = ('data/Human36M/annotations/Human36M_subject<S>_{data,camera,joint_3d,smpl_param}.json and '
           'data/Human36M/images/<file_name> (3DCrowdNet / I2L-MeshNet release)')
@@ -65,35 +67,72 @@ def keep_frame(img, split):
     return img['frame_idx'] % FRAME_STEP[split] == 0 and (split != 'test' or img['cam_idx'] == TEST_CAMERA)
 
 
-def read_scenes(root, split='train'):
-    """One person per frame; SMPL fits are in the world frame, carried to the camera by (R, t)."""
-    scenes, problems = [], []
+@dataclass
+class Frame:
+    """One kept frame of one subject: its image entry, camera (focal, princpt, R, t in m), tight box, the SMPL fit
+    (world frame; None where the frame has none) and, when asked for, the GT joints (world frame, mm)."""
+    img: dict
+    key: str
+    focal: np.ndarray
+    princpt: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    bbox: np.ndarray
+    ann_id: int
+    fit: Optional[tuple]
+    joints: Optional[np.ndarray] = None
+
+    def person(self):
+        return None if self.fit is None else Person(*self.fit, self.focal, self.princpt, self.bbox.astype(np.float64),
+                                                    cam_R=self.R, cam_t=self.t)
+
+    def scene(self):
+        person = self.person()
+        return Scene(self.img['file_name'], int(self.img['width']), int(self.img['height']),
+                     [person] if person is not None else [], self.key)
+
+
+def read_annotations(root, split, with_joints=False):
+    """[Frame] of the split's subjects and the problems: the one parse of the annotation files, from which both the
+    tools' scenes and the training/test records are made. A frame with a malformed camera, box, fit or joints is
+    skipped and named in problems; a frame without a fit is kept (its joints still supervise)."""
+    frames, problems = [], []
     for s in available_subjects(root, split):
-        db = load_json(annotation_file(root, s, 'data'), LAYOUT)
-        cams = load_json(annotation_file(root, s, 'camera'), LAYOUT)
-        fits = load_json(annotation_file(root, s, 'smpl_param'), LAYOUT)
-        anns = {a['image_id']: a for a in db.get('annotations', [])}
+        db, cams, fits = (load_json(annotation_file(root, s, k), LAYOUT) for k in ('data', 'camera', 'smpl_param'))
+        joints = load_json(annotation_file(root, s, 'joint_3d'), LAYOUT) if with_joints else None
+        anns = {a['image_id']: a for a in db.get('annotations', []) if isinstance(a, dict) and 'image_id' in a}
         for img in db.get('images', []):
-            if not keep_frame(img, split):
-                continue
-            key = f'subject {s} image {img["id"]} ({img["file_name"]})'
             try:
-                fit = fits[str(img['action_idx'])][str(img['subaction_idx'])][str(img['frame_idx'])]
-            except KeyError:
-                continue  # frames without a fit have no mesh to render
-            try:
+                if not keep_frame(img, split):
+                    continue
+                key = f'subject {s} image {img["id"]} ({img["file_name"]})'
+                act, sub, fr = str(img['action_idx']), str(img['subaction_idx']), str(img['frame_idx'])
                 cam = cams[str(img['cam_idx'])]
                 focal, princpt = camera_of(cam, key)
                 R = np.asarray(cam['R'], np.float64).reshape(3, 3)
                 t = np.asarray(cam['t'], np.float64).reshape(3) / 1000  # mm -> m
-                pose, shape, trans = smpl_of(fit, key)
-                bbox = np.asarray(anns[img['id']]['bbox'], np.float64)
-            except (KeyError, ValueError) as e:
-                problems.append(problem(key, e))
-                continue
-            person = Person(pose, shape, trans, focal, princpt, bbox, cam_R=R, cam_t=t)
-            scenes.append(Scene(img['file_name'], int(img['width']), int(img['height']), [person], key))
-    return scenes, problems
+                ann = anns[img['id']]
+                bbox = np.asarray(ann['bbox'], np.float32).reshape(4)
+                fit = fits.get(act, {}).get(sub, {}).get(fr)
+                world = None
+                if with_joints:
+                    world = np.asarray(joints[act][sub][fr], np.float64).reshape(len(H36M17), 3)
+                    if not np.isfinite(world).all():
+                        raise ValueError(f'{key}: GT joints contain NaN/inf')
+                frame = Frame(img, key, focal, princpt, R, t, bbox, int(ann.get('id', img['id'])),
+                              smpl_of(fit, key) if fit is not None else None, world)
+                frame.scene()   # a bad image size fails here, where it is named, not in training
+                frames.append(frame)
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                problems.append(problem(f'subject {s} image {img.get("id") if isinstance(img, dict) else img}', e))
+    return frames, problems
+
+
+def read_scenes(root, split='train'):
+    """One person per frame with a fit (frames without one have no mesh to render); SMPL fits are in the world
+    frame, carried to the camera by (R, t)."""
+    frames, problems = read_annotations(root, split)
+    return [f.scene() for f in frames if f.fit is not None], problems
 
 
 # ------------------------------------------------------------------------------------------------ loader
@@ -133,16 +172,6 @@ def h36m_fit_is_valid(ds, rec, verts, gt_rel):
     return fit_error(ds.body(), verts, gt_rel, gt_idx, h36m_idx, valid) <= FIT_ERR_MAX
 
 
-def report_problems(name, problems, limit=5):
-    if problems:
-        log.warning(f'{name}: skipped {len(problems)} bad annotation(s), e.g. ' + '; '.join(problems[:limit]))
-
-
-def check_split(name, split, splits):
-    if split not in splits:
-        raise UserError(f'{name} has no split {split!r}{closest(split, splits)}; splits: {", ".join(splits)}')
-
-
 @DATASETS.register()
 class Human36M(BaseDataset):
     """Human3.6M with SMPLify-X fits (3D training set; see the module doc for the protocol)."""
@@ -151,53 +180,24 @@ class Human36M(BaseDataset):
 
     def load_records(self):
         check_split(self.name, self.split, SPLITS)
-        records, problems = [], []
-        for s in available_subjects(self.root, self.split):
-            db, cams, joints, fits = (load_json(annotation_file(self.root, s, k), LAYOUT)
-                                      for k in ('data', 'camera', 'joint_3d', 'smpl_param'))
-            anns = {a['image_id']: a for a in db.get('annotations', [])}
-            for img in db.get('images', []):
-                if not keep_frame(img, self.split):
-                    continue
-                key = f'subject {s} image {img["id"]} ({img["file_name"]})'
-                frame = (str(img['action_idx']), str(img['subaction_idx']), str(img['frame_idx']))
-                try:
-                    rec = self.make_record(img, anns, cams, joints, fits, frame, key)
-                except (KeyError, ValueError, TypeError) as e:
-                    problems.append(problem(key, e))
-                    continue
-                if rec is not None:
-                    records.append(rec)
+        frames, problems = read_annotations(self.root, self.split, with_joints=True)
         report_problems(self.name, problems)
-        return records
+        return [r for r in map(self.make_record, frames) if r is not None]
 
-    def make_record(self, img, anns, cams, joints, fits, frame, key):
+    def make_record(self, frame):
         """Record, or None when the box is degenerate."""
-        act, sub, fr = frame
-        cam = cams[str(img['cam_idx'])]
-        focal, princpt = camera_of(cam, key)
-        R = np.asarray(cam['R'], np.float64).reshape(3, 3)
-        t = np.asarray(cam['t'], np.float64).reshape(3)  # mm
-        world = np.asarray(joints[act][sub][fr], np.float64).reshape(len(H36M17), 3)
-        j3d = (world @ R.T + t) / 1000  # camera frame, m
-        if not np.isfinite(j3d).all():
-            raise ValueError(f'{key}: GT joints contain NaN/inf')
-        proj = j3d[:, :2] / j3d[:, 2:] * np.asarray(focal) + np.asarray(princpt)
+        img = frame.img
+        j3d = frame.joints @ frame.R.T / 1000 + frame.t  # camera frame, m
+        proj = j3d[:, :2] / j3d[:, 2:] * np.asarray(frame.focal) + np.asarray(frame.princpt)
         W, H = int(img['width']), int(img['height'])
-        tight = np.asarray(anns[img['id']]['bbox'], np.float32).reshape(4)
-        bbox = pre.process_bbox(tight, W, H, train=True)
+        bbox = pre.process_bbox(frame.bbox, W, H, train=True)
         if bbox is None:
             return None
-        fit = fits.get(act, {}).get(sub, {}).get(fr)
-        person = None
-        if fit is not None:
-            person = Person(*smpl_of(fit, key), focal, princpt, tight.astype(np.float64), cam_R=R, cam_t=t / 1000)
-        scene = Scene(img['file_name'], W, H, [person] if person is not None else [], key)
+        scene = frame.scene()
         joints_2d = np.concatenate([proj, (j3d[:, 2:] > 0)], 1).astype(np.float32)
-        rec = Record(image_dir(self.root) / img['file_name'], (H, W), bbox, tight, H36M17, joints_2d,
-                     j3d.astype(np.float32), person, scene=scene, image_rel=img['file_name'], key=key,
-                     ann_id=int(anns[img['id']].get('id', img['id'])))
-        return rec
+        return Record(image_dir(self.root) / img['file_name'], (H, W), bbox, frame.bbox, H36M17, joints_2d,
+                      j3d.astype(np.float32), scene.people[0] if scene.people else None, scene=scene,
+                      image_rel=img['file_name'], key=frame.key, ann_id=frame.ann_id)
 
     def fit_is_valid(self, rec, verts, gt_rel):
         return h36m_fit_is_valid(self, rec, verts, gt_rel)

@@ -3,12 +3,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common.registry import DATASETS
 from common.utils import preprocessing as pre
 from common.utils.joint_sets import MUCO21
 from data.dataset import BaseDataset, Record, add_neighbours
-from data.Human36M.Human36M import check_split, h36m_fit_is_valid, report_problems
-from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, smpl_of
+from data.Human36M.Human36M import h36m_fit_is_valid
+from data.registry import DATASETS
+from data.scenes import (Person, Scene, camera_of, check_split, group_by_image, load_json, problem, report_problems,
+                         smpl_of)
 
 LAYOUT = ('data/MuCo/data/MuCo-3DHP.json, data/MuCo/data/smpl_param.json and data/MuCo/data/<file_name> '
           '(3DCrowdNet release)')
@@ -19,25 +20,39 @@ def image_dir(root):
     return Path(root) / 'data'
 
 
-def read_scenes(root, split='train'):
+BAD_ENTRY = (KeyError, ValueError, TypeError, IndexError, AttributeError)
+
+
+def read_annotations(root):
+    """[(image entry, its annotations, {annotation id: Person with a fit}, Scene)] and the problems: the one parse
+    of the files, from which both the tools' scenes and the training records are made. An image with a malformed
+    camera, size or fit is skipped and named in problems."""
     db = load_json(Path(root) / 'data' / 'MuCo-3DHP.json', LAYOUT)
     fits = load_json(Path(root) / 'data' / 'smpl_param.json', LAYOUT)
-    by_image = group_by_image(db.get('annotations', []))
-    scenes, problems = [], []
+    by_image = group_by_image([a for a in db.get('annotations', []) if isinstance(a, dict) and 'image_id' in a])
+    entries, problems = [], []
     for img in db.get('images', []):
-        key = f'image {img["id"]} ({img["file_name"]})'
+        anns = by_image.get(img.get('id') if isinstance(img, dict) else None)
+        if not anns:
+            continue
+        key = f'image {img["id"]} ({img.get("file_name")})'
         try:
             focal, princpt = camera_of(img, key)
             # every person with a fit: overlap needs all of them, not only the sample's (closest) person
-            people = [Person(*smpl_of(fits[str(a['id'])], f'{key} annotation {a["id"]}'), focal, princpt,
-                             np.asarray(a['bbox'], np.float64))
-                      for a in by_image[img['id']] if str(a['id']) in fits]
-        except ValueError as e:
-            problems.append(str(e))
+            people = {a['id']: Person(*smpl_of(fits[str(a['id'])], f'{key} annotation {a["id"]}'), focal, princpt,
+                                      np.asarray(a['bbox'], np.float64).reshape(4))
+                      for a in anns if str(a['id']) in fits}
+            scene = Scene(img['file_name'], int(img['width']), int(img['height']), list(people.values()), key)
+        except BAD_ENTRY as e:
+            problems.append(problem(key, e))
             continue
-        if people:
-            scenes.append(Scene(img['file_name'], int(img['width']), int(img['height']), people, key))
-    return scenes, problems
+        entries.append((img, anns, people, scene))
+    return entries, problems
+
+
+def read_scenes(root, split='train'):
+    entries, problems = read_annotations(root)
+    return [scene for _, _, _, scene in entries if scene.people], problems
 
 
 # ------------------------------------------------------------------------------------------------ loader
@@ -57,35 +72,21 @@ class MuCo(BaseDataset):
 
     def load_records(self):
         check_split(self.name, self.split, SPLITS)
-        root = Path(self.root)
-        db = load_json(root / 'data' / 'MuCo-3DHP.json', LAYOUT)
-        fits = load_json(root / 'data' / 'smpl_param.json', LAYOUT)
-        by_image = group_by_image(db.get('annotations', []))
-        records, problems = [], []
-        for img in db.get('images', []):
-            anns = by_image.get(img['id'])
-            if not anns:
-                continue
-            key = f'image {img["id"]} ({img["file_name"]})'
+        entries, problems = read_annotations(self.root)
+        records = []
+        for img, anns, people, scene in entries:
             try:
-                rec = self.image_record(img, anns, fits, key)
-            except (KeyError, ValueError, TypeError, IndexError) as e:
-                problems.append(problem(key, e))
+                rec = self.image_record(img, anns, people, scene)
+            except BAD_ENTRY as e:
+                problems.append(problem(scene.key, e))
                 continue
             if rec is not None:
                 records.append(rec)
         report_problems(self.name, problems)
         return records
 
-    def image_record(self, img, anns, fits, key):
-        W, H = int(img['width']), int(img['height'])
-        focal, princpt = camera_of(img, key)
-        people, recs = {}, []
-        for a in anns:
-            if str(a['id']) in fits:
-                people[a['id']] = Person(*smpl_of(fits[str(a['id'])], f'{key} annotation {a["id"]}'), focal, princpt,
-                                         np.asarray(a['bbox'], np.float64))
-        scene = Scene(img['file_name'], W, H, list(people.values()), key)
+    def image_record(self, img, anns, people, scene):
+        key, W, H, recs = scene.key, scene.width, scene.height, []
         for a in anns:
             j3d = np.asarray(a['keypoints_cam'], np.float64).reshape(len(MUCO21), 3) / 1000
             j2d = np.asarray(a['keypoints_img'], np.float64).reshape(len(MUCO21), -1)[:, :2]

@@ -6,12 +6,14 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from common.registry import DATASETS, closest
+from common.registry import closest
 from common.utils import preprocessing as pre
 from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints, openpose_to_smpl30
 from common.utils.metrics import evaluate_3dpw
 from data.dataset import INPUT_CONF_THR, BaseDataset, Record, add_neighbours, pose_box
-from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, smpl_of
+from data.registry import DATASETS
+from data.scenes import (Person, Scene, camera_of, group_by_image, load_json, problem, report_problems,
+                         smpl_of)
 
 LAYOUT = ('data/PW3D/data/3DPW_latest_{train,validation,test}.json and data/PW3D/data/imageFiles/<sequence>/'
           '*.jpg (3DCrowdNet release); without the real 3DPW, make the synthetic set: python tool/make_synthetic.py')
@@ -33,31 +35,53 @@ def image_dir(root):
     return inner if inner.is_dir() else root / 'imageFiles'
 
 
-def read_scenes(root, split, layout=LAYOUT):
-    db = load_json(annotation_file(root, split), layout)
-    images = {img['id']: img for img in db.get('images', [])}
-    by_image = group_by_image(db.get('annotations', []))
-    scenes, problems = [], []
-    for iid, anns in sorted(by_image.items()):
+def read_annotations(root, split, layout=LAYOUT, keep=None):
+    """[(image entry, [(annotation, Person)], Scene)] of one split, and the problems: the one parse of the file, from
+    which both the tools' scenes and the training/test records are made. An image with a malformed camera or
+    annotation is skipped whole (a scene missing a person would render wrong overlap edges) and named in
+    problems. keep(sequence, frame index) selects images (named subsets)."""
+    path = annotation_file(root, split)
+    db = load_json(path, layout)
+    if not (isinstance(db, dict) and isinstance(db.get('images'), list) and isinstance(db.get('annotations'), list)):
+        raise UserError(f'{path} is not a COCO-style file with "images" and "annotations" lists; expected layout: '
+                        f'{layout}')
+    images = {img.get('id'): img for img in db['images'] if isinstance(img, dict)}
+    entries, problems = [], []
+    anns = [a for a in db['annotations'] if isinstance(a, dict) and 'image_id' in a]
+    problems += [f'annotation {a!r:.60}: not an object with an image_id' for a in db['annotations']
+                 if not (isinstance(a, dict) and 'image_id' in a)]
+    for iid, anns in group_by_image(anns).items():
         img = images.get(iid)
         if img is None:
-            problems.append(f'annotation(s) {[a["id"] for a in anns]}: image id {iid} not in the images list')
+            problems.append(f'annotation(s) {[a.get("id") for a in anns]}: image id {iid} not in the images list')
             continue
         key = f'{split} image {iid} ({img.get("sequence")}/{img.get("file_name")})'
         try:
+            if keep is not None and not keep(img['sequence'], frame_index(img['file_name'])):
+                continue
             focal, princpt = camera_of(img.get('cam_param', {}), key)
-            people = []
+            pairs = []
             for ann in anns:
                 sp = ann['smpl_param']
                 pose, shape, trans = smpl_of(sp, f'{key} annotation {ann["id"]}')
-                people.append(Person(pose, shape, trans, focal, princpt, np.asarray(ann['bbox'], np.float64),
-                                     gender=sp.get('gender', 'neutral')))
-        except (ValueError, KeyError) as e:
+                bbox = np.asarray(ann['bbox'], np.float64).reshape(4)
+                pairs.append((ann, Person(pose, shape, trans, focal, princpt, bbox,
+                                          gender=sp.get('gender', 'neutral'))))
+            scene = scene_of(img, [p for _, p in pairs], key)   # a bad size or name fails here, not in training
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             problems.append(problem(key, e))
             continue
-        scenes.append(Scene(f'{img["sequence"]}/{img["file_name"]}', int(img['width']), int(img['height']),
-                            people, key))
-    return scenes, problems
+        entries.append((img, pairs, scene))
+    return entries, problems
+
+
+def scene_of(img, people, key):
+    return Scene(f'{img["sequence"]}/{img["file_name"]}', int(img['width']), int(img['height']), people, key)
+
+
+def read_scenes(root, split, layout=LAYOUT):
+    entries, problems = read_annotations(root, split, layout)
+    return [scene for _, _, scene in entries], problems
 
 
 # ------------------------------------------------------------------------------------------------ loader
@@ -131,19 +155,9 @@ class PW3D(BaseDataset):
                 log.warning(f'{path} not found: 3DPW-Crowd falls back to the OpenPose inputs')
         records, images = [], image_dir(self.root)
         for split in splits:
-            db = load_json(annotation_file(self.root, split), self.layout)
-            imgs = {img['id']: img for img in db['images']}
-            by_image = group_by_image(db['annotations'], lambda a: keep(imgs[a['image_id']]['sequence'],
-                                                                       frame_index(imgs[a['image_id']]['file_name'])))
-            scenes = []
-            for iid, anns in by_image.items():
-                img = imgs[iid]
-                focal, princpt = camera_of(img['cam_param'], f'image {iid}')
-                rel = f'{img["sequence"]}/{img["file_name"]}'
-                people = [Person(*smpl_of(a['smpl_param'], f'annotation {a["id"]}'), focal, princpt,
-                                 np.asarray(a['bbox'], np.float64), gender=a['smpl_param'].get('gender', 'neutral'))
-                          for a in anns]
-                scenes.append((img, anns, people, Scene(rel, img['width'], img['height'], people, f'image {iid}')))
+            entries, problems = read_annotations(self.root, split, self.layout, keep)
+            report_problems(f'{self.name} {split}', problems)
+            scenes = [(img, [a for a, _ in pairs], scene.people, scene) for img, pairs, scene in entries]
             # every training person's joints in a few body-model calls (per call, not per person, is what costs)
             joints_all = iter(self.people_joints([p for _, _, people, _ in scenes for p in people]) if self.train
                               else ())
