@@ -1,5 +1,5 @@
-"""PoseFix-style input-pose synthesis (common/utils/posefix.py): shapes, determinism, the spec's
-probabilities and radii measured on many draws, and the fixed neighbour bug (pain point 28)."""
+"""PoseFix-style input-pose synthesis (common/utils/posefix.py): shapes, determinism, PoseFix's
+probabilities and radii measured on many draws, and the reference's bug (unlabelled neighbour joints as anchors)."""
 import math
 import time
 
@@ -132,7 +132,7 @@ def test_swap_lands_on_neighbours():
 
 
 def test_unlabelled_neighbour_joints_are_never_anchors():
-    """Pain point 28: a neighbour's unlabelled joints (conf 0, stored at (0,0)) must not attract swaps
+    """A neighbour's unlabelled joints (conf 0, stored at (0,0)) must not attract swaps
     (nor block samples); here no output may land near the image origin."""
     gt = grid_person(x0=120.0, y0=120.0, step=25.0)
     gt[9:, 2] = 0                           # 8 labelled joints -> crowded swap probabilities
@@ -194,7 +194,7 @@ def test_common_joints_and_helpers():
     synth[COCO17.index('L_Knee')] = 0
     out = pf.replace_common_joints(h36m, H36M17, synth)
     replaced = [H36M17.index(n) for n in H36M17.joints if n in COCO17.joints]
-    assert sorted(replaced) == [1, 2, 3, 4, 5, 6, 9, 11, 12, 13, 14, 15, 16]  # the spec's H36M list
+    assert sorted(replaced) == [1, 2, 3, 4, 5, 6, 9, 11, 12, 13, 14, 15, 16]  # 3DCrowdNet's H36M list
     kept = [i for i in range(17) if i not in replaced]
     np.testing.assert_array_equal(out[kept], h36m[kept])
     np.testing.assert_allclose(out[H36M17.index('R_Wrist'), :2], h36m[H36M17.index('R_Wrist'), :2] + 100)
@@ -202,7 +202,7 @@ def test_common_joints_and_helpers():
     assert out[H36M17.index('L_Knee'), 2] == 1  # column 2 untouched unless asked
     assert pf.replace_common_joints(h36m, H36M17, synth, conf_col=2)[H36M17.index('L_Knee'), 2] == 0
     mpii_replaced = [MPII16.index(n) for n in MPII16.joints if n in COCO17.joints]
-    assert sorted(mpii_replaced) == [0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15]  # spec's list minus Pelvis
+    assert sorted(mpii_replaced) == [0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15]  # 3DCrowdNet's list minus Pelvis
 
     # box area in the crop: a 100x50 box scaled x2 and rotated stays 200x100
     c, s = math.cos(0.3), math.sin(0.3)

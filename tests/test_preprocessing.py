@@ -198,7 +198,7 @@ def test_flip_matches_cv2_flip():
     j = pp.flip_joints_2d(np.array([[20.25, 30.5, 1.0]]), w, ())
     np.testing.assert_allclose(centroid(flipped), j[0, :2], atol=1e-6)
     # the box (x,y,w,h) maps x -> 0 and x+w -> out_w, so the whole-image box at scale 1 is the identity;
-    # with do_flip its centre w/2 goes to W-1-w/2 (spec), i.e. the crop is cv2.flip shifted right by 1 px
+    # with do_flip its centre w/2 goes to W-1-w/2 (the flip convention), i.e. the crop is cv2.flip shifted right by 1 px
     box = [0, 0, w, h]
     np.testing.assert_allclose(pp.generate_patch_image(img, box, 1.0, 0.0, False, (h, w))[0], img, atol=1e-3)
     patch = pp.generate_patch_image(img, box, 1.0, 0.0, True, (h, w))[0]
@@ -331,7 +331,7 @@ def test_flipped_body_projects_to_flipped_image(body, cx):
 
 
 def test_spec_translation_shift_when_root_on_symmetry_plane(body):
-    """The spec's formula (shift = 2((W-1)/2 - cx)/fx Z - 2X of the root) is exact when the root joint
+    """3DCrowdNet's formula (shift = 2((W-1)/2 - cx)/fx Z - 2X of the root) is exact when the root joint
     lies on the model's symmetry plane, e.g. for a left/right-symmetric pose."""
     W, f, cx, cy = 640, 1500.0, 300.0, 240.0
     pose = np.zeros(72)

@@ -1,4 +1,4 @@
-"""Task losses of 3DCrowdNet (spec section 3): masked element-wise L1, returned UN-reduced.
+"""Task losses of 3DCrowdNet: masked element-wise L1, returned UN-reduced.
 
 The caller picks the reduction. The reference takes `.mean()` over all elements, so masked-out entries
 still count in the denominator (effective weights then depend on the batch's validity fractions).

@@ -1,4 +1,4 @@
-"""PoseFix-style synthesis of noisy input 2D poses for training (spec §1.5).
+"""PoseFix-style synthesis of noisy input 2D poses for training (3DCrowdNet / PoseFix).
 
 At training time the network's input 2D pose is not the ground truth but a corrupted copy that looks
 like a bottom-up detector's output: each labelled COCO-17 joint independently becomes one of five
@@ -7,7 +7,7 @@ errors, realised by rejection sampling points around *anchors*:
 * anchors of joint j: its GT position; the neighbours' joint j; its own symmetric joint (the other
   side, when labelled); the neighbours' symmetric joint. Only labelled joints (conf > 0) are anchors:
   the reference forced the neighbours' confidences to 1, so their unlabelled joints became anchors at
-  the image origin (pain point 28); here an unlabelled neighbour joint is never an anchor.
+  the image origin; here an unlabelled neighbour joint is never an anchor.
 * radii from the COCO OKS sigmas: d(ks) = sqrt(-2 * area * (2 sigma_j)^2 * ln ks) for ks in
   {0.85, 0.50, 0.10} (d85 < d50 < d10), `area` = the person's box area in crop px^2.
 * error types (samples at radius r ~ U(lo, hi), angle ~ U(0, 2 pi) around an anchor):
@@ -30,13 +30,13 @@ renormalised rest. Emptiness of each type is an independent event, so this is th
 realising all five and renormalising, at a fraction of the cost (mostly "good", 125 samples).
 Everything is deterministic given the numpy Generator.
 
-Units: everything in crop px (the 256x256 input), as the spec does; scale to the heatmap grid after.
+Units: everything in crop px (the 256x256 input), as 3DCrowdNet does; scale to the heatmap grid after.
 Unlabelled GT joints (conf 0) come out as (0, 0, 0) (nothing to perturb; the loaders' heatmap mask is
 the clean GT truncation mask anyway).
 
 Non-COCO datasets: map their GT to COCO-17 (`to_coco17`), synthesise, then `replace_common_joints`
 writes back only the joints whose names exist in COCO-17; the others (pelvis, neck, head top, thorax...)
-keep their clean GT. The spec's index lists (H36M 1-6,9,11-16; MuCo 2-13; MPII 0-6,10-15; CrowdPose
+keep their clean GT. 3DCrowdNet's index lists (H36M 1-6,9,11-16; MuCo 2-13; MPII 0-6,10-15; CrowdPose
 0-11,14) are these joints, plus MPII/CrowdPose's Pelvis, which the reference also leaves at clean GT.
 """
 import functools
@@ -73,7 +73,7 @@ def oks_radii(area):
 
 def error_probabilities(num_valid, num_overlap):
     """[17,5] base probabilities of (jitter, miss, inversion, swap, good) per COCO joint, for a person
-    with num_valid labelled joints and num_overlap overlapping persons (spec §1.5)."""
+    with num_valid labelled joints and num_overlap overlapping persons."""
     return _error_probabilities(int(num_valid), _crowded(num_valid, num_overlap)).copy()
 
 
@@ -334,7 +334,7 @@ def replace_common_joints(joints, joint_set, synth_coco17, conf_col=None):
 
 def bbox_area_in_crop(bbox, trans):
     """Area (crop px^2) of a box (x,y,w,h, image px) after the crop affine `trans` [2,3]: the lengths of
-    its transformed top edge and right edge multiplied (the spec's rule; flips do not change it)."""
+    its transformed top edge and right edge multiplied (3DCrowdNet's rule; flips do not change it)."""
     x, y, w, h = (float(v) for v in bbox)
     pts = np.array([[x, y], [x + w, y], [x + w, y + h]], dtype=np.float64)
     t = np.asarray(trans, dtype=np.float64)
@@ -355,7 +355,7 @@ def bbox_iou(box, boxes):
 
 
 def overlapping(box, boxes, thr=0.1, exclude=None):
-    """Indices of the boxes (tight person boxes, x,y,w,h) whose IoU with `box` is >= thr (the spec's
+    """Indices of the boxes (tight person boxes, x,y,w,h) whose IoU with `box` is >= thr (3DCrowdNet's
     neighbour rule), without index `exclude` (the person itself)."""
     iou = bbox_iou(box, boxes)
     keep = iou >= thr

@@ -20,7 +20,7 @@ Coordinate systems and units (every function says which it takes and returns):
 * **boxes**: (x, y, w, h) in image px, float32.
 * **affine transforms**: 2x3 float32 matrices acting on column vectors (x, y, 1).
 
-Flip convention (spec §1.4): when a sample is flipped, the image is mirrored (x -> W-1-x), the box
+Flip convention (3DCrowdNet's): when a sample is flipped, the image is mirrored (x -> W-1-x), the box
 centre becomes W-1-cx, and `img2bb_trans` maps *flipped-image* px to crop px (so the keypoints are
 flipped first, `flip_joints_2d`, then transformed, `transform_joints_2d`; `joints_to_crop` does both).
 Images and maps are never copied to flip them: the flip is folded into the affine given to
@@ -107,7 +107,7 @@ def get_bbox(joints, valid, extend=1.2):
 
 def process_bbox(bbox, img_w, img_h, aspect=1.0, scale=1.25, train=True):
     """Clip a box (x,y,w,h, image px) to the image, give it the input aspect ratio (w/h) by enlarging
-    its shorter side, multiply both sides by `scale`, keep its centre (spec §1.4).
+    its shorter side, multiply both sides by `scale`, keep its centre (as 3DCrowdNet).
 
     Clipping keeps the intersection of the box with the pixel range [0,W-1]x[0,H-1]: x1 = max(0,x),
     x2 = min(W-1, x + max(0, w-1)) (the reference computes x2 from the clipped x1, which shifts boxes
@@ -159,7 +159,7 @@ class AugConfig:
 
 def get_aug_config(rng=None, train=True, scale_factor=0.25, rot_factor=30.0, rot_prob=0.6,
                    color_factor=0.2, flip_prob=0.5):
-    """Random augmentation (spec §1.4), deterministic given the numpy Generator `rng`:
+    """Random augmentation (3DCrowdNet's ranges), deterministic given the numpy Generator `rng`:
     scale = 1 + scale_factor * clip(N(0,1), -1, 1); rot = rot_factor * clip(N(0,1), -2, 2) degrees
     with probability rot_prob, else 0; colour gain U(1-color_factor, 1+color_factor) per RGB channel;
     flip with probability flip_prob. train=False (or rng=None) -> the identity (test mode).
@@ -241,7 +241,7 @@ def generate_patch_image(img, bbox, scale, rot, do_flip, out_shape):
 
     Returns (patch [h,w,C] of img's dtype (bilinear, zero border), img2bb_trans [2,3] float32 mapping
     image px -> crop px, bb2img_trans [2,3] float32 mapping crop px -> image px). With do_flip, both
-    matrices refer to the *mirrored* image (x -> W-1-x), per the spec's convention; keypoints are
+    matrices refer to the *mirrored* image (x -> W-1-x), per 3DCrowdNet's convention; keypoints are
     flipped with `flip_joints_2d` before `transform_joints_2d` (or use `joints_to_crop`).
     """
     img = np.asarray(img)
@@ -423,7 +423,7 @@ def flip_smpl_pose(pose):
 
 
 def flip_translation_shift(root_cam, focal_x, princpt_x, img_w):
-    """The spec's x-shift (metres) for a flipped sample: 2 * ((W-1)/2 - cx) / fx * Z_r - 2 * X_r, with
+    """3DCrowdNet's x-shift (metres) for a flipped sample: 2 * ((W-1)/2 - cx) / fx * Z_r - 2 * X_r, with
     (X_r, Y_r, Z_r) = root_cam the root joint of the *original* body (camera frame, translation
     included) in an image of width img_w with camera (focal_x, princpt_x).
 
