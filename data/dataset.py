@@ -32,14 +32,14 @@ from common.utils import preprocessing as pre
 from common.utils.joint_sets import COCO17, SMPL30, JointSet, map_joints, openpose_to_smpl30
 from common.utils.posefix import (bbox_area_in_crop, detector_joints, overlapping, replace_common_joints,
                                   synthesize_pose, to_coco17)
-from common.utils.smpl import get_body_model
+from common.utils.smpl import body_model
 from data.registry import DATASETS
-from data.scenes import Person, Scene, find_edge_file, scene_meshes
+from data.edge_inputs import EdgeInputs
+from data.scenes import Person, Scene
 
 log = logging.getLogger('sefd')
 # SMPL-30 joints whose rotations the fits do not constrain (3DCrowdNet's fit_param_valid)
 UNFIT_JOINTS = ('L_Ankle', 'R_Ankle', 'L_Toe', 'R_Toe', 'L_Wrist', 'R_Wrist', 'L_Hand', 'R_Hand')
-INPUT_CONF_THR = 0.05  # a detected joint counts when its confidence is above this (3DCrowdNet's test protocol)
 
 
 def dataset_root(cfg, name):
@@ -85,17 +85,6 @@ def build_train_dataset(cfg):
     return groups[0] if len(groups) == 1 else MultipleDatasets(groups)
 
 
-def renders_overlap_edges(cfg):
-    """Whether training samples carry the SMPL overlap edge: the teacher's input, and a distilled student's
-    teacher input."""
-    return cfg.edge.type == 'smpl_overlap' or (cfg.mode == 'student' and cfg.distill.loss != 'none')
-
-
-def needs_spawned_workers(cfg):
-    """Rendering in loader workers needs workers that are not forked from a process that rendered."""
-    return renders_overlap_edges(cfg) and cfg.edge.overlap_source == 'render'
-
-
 # ------------------------------------------------------------------------------------------------ records
 @dataclass
 class Record:
@@ -115,14 +104,6 @@ class Record:
     ann_id: int = -1                     # annotation id (evaluation results name their samples by it)
     occlusion: float = float('nan')      # fraction of the person other people hide, where recorded (Synthetic)
     detector: Optional[tuple] = None     # (DetectorScene, person index): the test-time detector, replayable (Synthetic)
-
-
-def pose_box(pose, img_w, img_h, train):
-    """The crop box of a detected pose [J,3] (x, y, conf; image px), as the test protocol makes it: the box of the
-    joints above INPUT_CONF_THR, x1.2, then process_bbox. None when no joint counts (or, in training, the box is
-    degenerate)."""
-    box = pre.get_bbox(pose[:, :2], pose[:, 2] > INPUT_CONF_THR)
-    return pre.process_bbox(box, img_w, img_h, train=train) if box is not None else None
 
 
 def add_neighbours(records, thr=0.1):
@@ -157,7 +138,7 @@ class BaseDataset(Dataset):
         self.hm = self.size // 4
         self.records = self.load_records()
         self.bad = set()  # indices of records found bad (per worker process)
-        self._loader_edge = None
+        self.edges = EdgeInputs(self)
         self._meshes = OrderedDict()
         log.info(f'{self.name} {split}: {len(self.records)} samples')
 
@@ -168,8 +149,7 @@ class BaseDataset(Dataset):
         return len(self.records)
 
     def body(self, gender='neutral'):
-        mc = self.cfg.model
-        return get_body_model(gender, mc.smpl_dir or None, mc.procedural_vertices)
+        return body_model(self.cfg.model, gender)
 
     def __getitem__(self, index):
         for k in range(len(self.records)):
@@ -197,7 +177,7 @@ class BaseDataset(Dataset):
             # the test-time detector replayed (fresh errors each time), and the crop made from its pose, as in testing
             scene, i = rec.detector
             detected = openpose_to_smpl30(scene.detect(rng, i))
-            box = pose_box(detected, W, img.shape[0], train=True)
+            box = pre.pose_box(detected, W, img.shape[0], train=True)
             bbox = box if box is not None else rec.bbox
         patch, img2bb, _ = pre.generate_patch_image(img, bbox, aug.scale, aug.rot, aug.do_flip, (S, S))
 
@@ -227,7 +207,7 @@ class BaseDataset(Dataset):
         patch = pre.apply_color_gain(patch, aug.color_gain)
         inputs = {'img': torch.from_numpy(pre.image_to_chw(patch)),
                   'joints': torch.from_numpy(inp), 'joints_mask': torch.from_numpy(inp_mask),
-                  **self.edge_inputs(rec, patch, img2bb, aug.do_flip, W)}
+                  **self.edges(rec, patch, img2bb, aug.do_flip, W)}
         targets = {'orig_joint_img': to30(grid), 'fit_joint_img': fit['joint_img'], 'orig_joint_cam': to30(cam),
                    'fit_joint_cam': fit['joint_cam'], 'pose_param': fit['pose'], 'shape_param': fit['shape']}
         meta = {'orig_joint_valid': to30(valid), 'orig_joint_trunc': to30(trunc), 'fit_param_valid': fit['param_valid'],
@@ -237,11 +217,11 @@ class BaseDataset(Dataset):
         return inputs, as_t(targets), as_t(meta)
 
     def detected_input(self, pose30):
-        """(joints [30,2] grid px, mask [30,1]) of a detected pose [30,3] in crop px: the joints above INPUT_CONF_THR
+        """(joints [30,2] grid px, mask [30,1]) of a detected pose [30,3] in crop px: the joints above pre.INPUT_CONF_THR
         and inside the grid count, as in testing."""
         S, G = self.size, self.hm
         grid = pre.crop_to_grid(pose30[:, :2], (S, S), (G, G)).astype(np.float32)
-        return grid, pre.truncation_mask(grid, pose30[:, 2] > INPUT_CONF_THR, (G, G))
+        return grid, pre.truncation_mask(grid, pose30[:, 2] > pre.INPUT_CONF_THR, (G, G))
 
     def posefix_input(self, rec, j2d, valid, img2bb, aug, W, trunc, to30, rng):
         """The training input pose from PoseFix errors on the COCO joints (data.input_pose): detector = only the
@@ -260,44 +240,15 @@ class BaseDataset(Dataset):
     def test_inputs(self, rec, pose30, conf_thr):
         """A test sample's inputs and meta: the crop of rec.bbox without augmentation, and the input 2D pose
         pose30 [30,3] (SMPL-30, image px, confidence; joints at or below conf_thr are masked out)."""
-        S, G = self.size, self.hm
         img = pre.load_img(rec.img_path)
-        patch, img2bb, bb2img = pre.generate_patch_image(img, rec.bbox, 1.0, 0.0, False, (S, S))
-        joints = np.zeros((30, 3), np.float32)
-        joints[:, :2] = pre.crop_to_grid(pre.transform_joints_2d(pose30[:, :2], img2bb), (S, S), (G, G))
-        joints[:, 2] = pose30[:, 2]
-        mask = pre.truncation_mask(joints, pose30[:, 2] > conf_thr, (G, G))
+        patch, img2bb, bb2img, joints, mask = pre.test_crop(img, rec.bbox, pose30, conf_thr, self.size)
         inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
                   'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask),
-                  **self.edge_inputs(rec, patch, img2bb, False, rec.img_shape[1])}
+                  **self.edges(rec, patch, img2bb, False, rec.img_shape[1])}
         meta = {'bb2img_trans': torch.as_tensor(bb2img), 'img2bb_trans': torch.as_tensor(img2bb),
                 'bbox': torch.as_tensor(np.float32(rec.bbox)), 'tight_bbox': torch.as_tensor(rec.tight_bbox),
                 'ann_id': torch.as_tensor(np.int64(rec.ann_id))}
         return inputs, meta
-
-    def edge_inputs(self, rec, patch, img2bb, do_flip, W):
-        """The extra input channels of a sample ([1,S,S] tensors): 'edge' = the teacher's SMPL overlap edge, or a
-        student edge computed here (estimators with in_loader, from the crop the model sees); 'teacher_edge' =
-        the overlap edge a distilled student's teacher sees (training only)."""
-        cfg, out = self.cfg, {}
-        overlap = lambda: torch.from_numpy(self.overlap_edge(rec, img2bb, do_flip, W))[None]  # noqa: E731
-        if cfg.edge.type == 'smpl_overlap':
-            out['edge'] = overlap()
-        elif cfg.mode == 'student':
-            if self.loader_edge is not None:
-                out['edge'] = torch.from_numpy(self.loader_edge.numpy_edge(patch))[None]
-            if self.train and renders_overlap_edges(cfg):
-                out['teacher_edge'] = overlap()
-        return out
-
-    @property
-    def loader_edge(self):
-        """The student's edge estimator when it runs in the loader (built once per worker), else None."""
-        if self._loader_edge is None and self.cfg.mode == 'student':
-            from common.edges.base import build_edge
-            edge = build_edge(self.cfg.edge)
-            self._loader_edge = edge if edge.in_loader else False
-        return self._loader_edge or None
 
     def camera_frame_smpl(self, p):
         """(pose, shape, trans) with the mesh in p's camera (world-frame fits carried by cam_R, cam_t)."""
@@ -383,32 +334,3 @@ class BaseDataset(Dataset):
         sample; gt_rel: the GT joints of rec.joint_set, root-relative, flipped alike (None for 2D sets);
         neither is rotated by the crop."""
         return True
-
-    def overlap_edge(self, rec, img2bb, do_flip, W):
-        """The teacher's channel at crop resolution: rendered from the GT meshes, or read from the full-frame file
-        of tool/make_overlap_edges.py (or SEFD's distributed one, data/scenes.py) and warped with the image's
-        affine. A missing or unreadable file is a BadSample (skipped and counted, or an error), never zeros."""
-        S = self.size
-        if self.cfg.edge.overlap_source == 'file':
-            path, tried = find_edge_file(self.name, self.root, rec.image_rel)
-            if path is None:
-                sefd = f" and SEFD's {tried[1]} (+{len(tried) - 2} other SEFD names)" if len(tried) > 1 else ''
-                raise pre.BadSample(tried[0], f'missing overlap edge (looked for it{sefd}); make them with: python '
-                                              f'tool/make_overlap_edges.py --dataset {self.name}')
-            edge = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if edge is None or edge.shape[1] != W:   # W: the image's own width (full-frame maps only)
-                raise pre.BadSample(path, 'unreadable overlap edge' if edge is None else
-                                    f'overlap edge {edge.shape[1]} px wide, the image {W} px: not a full-frame map')
-            return pre.warp_map(edge.astype(np.float32) / 255, img2bb, (S, S), do_flip=do_flip).astype(np.float32)
-        from common.edges.overlap import overlap_edges_crop
-        if rec.scene is None or len(rec.scene.people) < 2:
-            return np.zeros((S, S), np.float32)  # nobody to hide anyone
-        bodies = {g: self.body(g) for g in {p.gender for p in rec.scene.people} | {'neutral'}}
-        meshes, f, c = self.cached(('scene', id(rec.scene)), lambda: scene_meshes(rec.scene, bodies))
-        trans = np.asarray(img2bb, np.float64)
-        if do_flip:  # img2bb maps the mirrored image; render from the original one
-            trans = trans @ np.array([[-1.0, 0, W - 1], [0, 1, 0], [0, 0, 1]])
-        areas = [float(p.bbox[2] * p.bbox[3]) for p in rec.scene.people]
-        ec = self.cfg.edge
-        return overlap_edges_crop(meshes, bodies['neutral'].faces, f, c, trans, (S, S), areas, method=ec.overlap_method,
-                                  occluding=ec.overlap_occluding).astype(np.float32)

@@ -91,9 +91,7 @@ class EdgeCrops(Dataset):
         S = self.size
         patch, img2bb, _ = pre.generate_patch_image(img, bbox, aug.scale, aug.rot, aug.do_flip, (S, S))
         patch = pre.apply_color_gain(patch, aug.color_gain)
-        trans = np.asarray(img2bb, np.float64)
-        if aug.do_flip:   # img2bb maps the mirrored image; the renderer works on the original one
-            trans = trans @ np.array([[-1.0, 0, W - 1], [0, 1, 0], [0, 0, 1]])
+        trans = pre.unflip_affine(img2bb, W) if aug.do_flip else np.asarray(img2bb, np.float64)
         meshes, faces, f, c = self.meshes(s)
         areas = [float(q.bbox[2] * q.bbox[3]) for q in scene.people]
         edge, mask = render_targets(meshes, faces, f, c, trans, S, areas)

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.errors import UserError
-from data.dataset import needs_spawned_workers
+from data.edge_inputs import needs_spawned_workers
 
 
 ORDER_KEY = 2 ** 32 - 1  # the "position" whose seed draws an epoch's order (never a sample's position)

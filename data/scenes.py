@@ -69,6 +69,23 @@ def check_split(name, split, splits):
         raise UserError(f'{name} has no split {split!r}{closest(split, splits)}; splits: {", ".join(splits)}')
 
 
+def coco_images(db, path, layout, problems):
+    """(image entry, its annotations) of every annotated image of a COCO-style file (annotation order); annotations
+    that are not objects with an image_id, or whose image is not listed, are named in problems."""
+    if not (isinstance(db, dict) and isinstance(db.get('images'), list) and isinstance(db.get('annotations'), list)):
+        raise UserError(f'{path} is not a COCO-style file with "images" and "annotations" lists; expected layout: '
+                        f'{layout}')
+    images = {img.get('id'): img for img in db['images'] if isinstance(img, dict)}
+    anns = [a for a in db['annotations'] if isinstance(a, dict) and 'image_id' in a]
+    problems += [f'annotation {a!r:.60}: not an object with an image_id' for a in db['annotations']
+                 if not (isinstance(a, dict) and 'image_id' in a)]
+    for iid, group in group_by_image(anns).items():
+        if iid in images:
+            yield images[iid], group
+        else:
+            problems.append(f'annotation(s) {[a.get("id") for a in group][:3]}: image id {iid} not in the images list')
+
+
 def problem(key, err):
     """One line for a malformed entry: ValueErrors already name the entry, a missing key gets named here."""
     return str(err) if isinstance(err, ValueError) else f'{key}: missing or bad field {err}'

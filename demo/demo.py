@@ -37,10 +37,10 @@ import numpy as np  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
 from common.paths import ROOT  # noqa: E402
+from tool.quickstart import default_student_checkpoint  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 MEDIAPIPE_DIR = Path(os.environ.get('SEFD_MEDIAPIPE_DIR') or Path.home() / '.cache' / 'sefd' / 'mediapipe-0.10.14')
-QUICKSTART_SCALES = ('full', 'small', 'tiny')
 log = logging.getLogger('sefd')
 
 
@@ -218,26 +218,6 @@ def detect_people(paths, out_json, max_people):
 
 
 # ---------------------------------------------------------------------------------------------- model
-def default_checkpoint():
-    """The distilled student of the newest finished quickstart run."""
-    found = []
-    for scale in QUICKSTART_SCALES:
-        state = ROOT / 'output' / f'quickstart_{scale}' / 'state.json'
-        try:
-            rec = json.loads(state.read_text())['stages'].get('student_s0', {})
-        except (OSError, ValueError, KeyError):
-            continue
-        exp = rec.get('exp_dir')
-        if rec.get('done') and exp:
-            exp = Path(exp) if Path(exp).is_absolute() else ROOT / exp
-            if (exp / 'checkpoint').is_dir():
-                found.append((state.stat().st_mtime, exp))
-    if not found:
-        raise UserError('no checkpoint: run python tool/quickstart.py first (its distilled student is the demo\'s '
-                        'default) or pass --ckpt FILE')
-    return max(found)[1]
-
-
 def load_model(path, device):
     from main.checkpoint import model_from_checkpoint
     from common.paths import resolve_path
@@ -256,27 +236,19 @@ def person_inputs(img, coco, cfg, conf_thr, loader_edge):
 
     from common.utils import preprocessing as pre
     from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints
-    S = cfg.model.input_size
-    G = S // 4
     H, W = img.shape[:2]
     pose30 = map_joints(add_midpoints(np.asarray(coco, np.float32), COCO17, ('Pelvis', 'Neck')), COCO19, SMPL30)
-    valid = pose30[:, 2] > conf_thr
-    box = pre.get_bbox(pose30[:, :2], valid)
-    if box is None:
+    crop_box = pre.pose_box(pose30, W, H, train=False, conf_thr=conf_thr)
+    if crop_box is None:
         return None
-    crop_box = pre.process_bbox(box, W, H, train=False)
-    patch, img2bb, bb2img = pre.generate_patch_image(img, crop_box, 1.0, 0.0, False, (S, S))
-    joints = np.zeros((30, 3), np.float32)
-    joints[:, :2] = pre.crop_to_grid(pre.transform_joints_2d(pose30[:, :2], img2bb), (S, S), (G, G))
-    joints[:, 2] = pose30[:, 2]
+    patch, img2bb, bb2img, joints, mask = pre.test_crop(img, crop_box, pose30, conf_thr, cfg.model.input_size)
     inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
-              'joints': torch.from_numpy(joints),
-              'joints_mask': torch.from_numpy(pre.truncation_mask(joints, valid, (G, G)))}
+              'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask)}
     if loader_edge is not None:
         inputs['edge'] = torch.from_numpy(loader_edge.numpy_edge(patch))[None]
     kp_box = pre.get_bbox(coco[:, :2], coco[:, 2] > conf_thr, extend=1.0)
-    return inputs, {'crop_box': crop_box, 'bb2img': bb2img, 'img2bb': img2bb,
-                    'box': kp_box if kp_box is not None else box}
+    # a crop box exists, so some COCO joint is above conf_thr and kp_box too
+    return inputs, {'crop_box': crop_box, 'bb2img': bb2img, 'img2bb': img2bb, 'box': kp_box}
 
 
 def place_meshes(out, metas, S, focal, width, height):
@@ -382,7 +354,7 @@ def main(argv=None):
     if args.gpu and not torch.cuda.is_available():
         raise UserError('--gpu: torch sees no GPU; drop --gpu to run on the CPU')
     device = torch.device('cuda', int(args.gpu.split(',')[0])) if args.gpu else torch.device('cpu')
-    ckpt = args.ckpt or default_checkpoint()
+    ckpt = args.ckpt or default_student_checkpoint()
     items = None if args.video else list_images(args.img)   # a wrong --img fails before the model loads
     model, cfg, ckpt_path = load_model(ckpt, device)
     out_dir = Path(args.out).expanduser() if args.out else \

@@ -33,7 +33,7 @@ from common.nets.module import Pose2Feat, PositionNet, RotationNet, render_gauss
 from common.nets.vposer import VPoserDecoder, load_vposer_v1, rot6d_pose
 from common.registry import BACKBONES
 from common.utils.joint_sets import GRAPH15, SMPL30
-from common.utils.smpl import get_body_model
+from common.utils.smpl import body_model as default_body_model
 from common.utils.transforms import axis_angle_to_matrix, matrix_to_axis_angle, project_points, rot6d_to_matrix
 
 # Graph-15 joints as a subset of SMPL-30 (the PositionNet targets)
@@ -88,8 +88,7 @@ class Model(nn.Module):
                 load_vposer_v1(resolve_path(mc.vposer_ckpt))
         # a constant of the run (no persistent buffers, never in checkpoints); our own copy, since the
         # cached instance is shared and .to(device) would move it for everyone
-        self.body_model = copy.deepcopy(body_model or get_body_model('neutral', mc.smpl_dir or None,
-                                                                     mc.procedural_vertices))
+        self.body_model = copy.deepcopy(body_model or default_body_model(mc))
         self.register_buffer('graph15_idx', GRAPH15_IN_SMPL30.clone(), persistent=False)
         self.root_idx = SMPL30.root_idx
         self.coord_loss, self.param_loss = CoordLoss(), ParamLoss()

@@ -195,7 +195,8 @@ def test_bad_inputs_are_one_line_naming_the_file(student_ckpt, photos, tmp_path)
 
 def test_without_a_checkpoint_it_says_to_run_the_quickstart(photos, tmp_path, monkeypatch):
     from demo import demo
-    monkeypatch.setattr(demo, 'ROOT', Path(tmp_path))
+    from tool import quickstart
+    monkeypatch.setattr(quickstart, 'ROOT', Path(tmp_path))   # where finished quickstart runs are looked for
     with pytest.raises(UserError) as e:
         demo.main(['--img', str(photos / 'astronaut.png')])
     one_line(e, 'tool/quickstart.py', '--ckpt')

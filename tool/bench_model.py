@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from common.errors import run_cli  # noqa: E402
 
 from common.utils.body_samples import make_batch  # noqa: E402
-from common.utils.smpl import get_body_model  # noqa: E402
+from common.utils.smpl import body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
 from tool.benchmark import interleaved, print_machine, step_args, train_step  # noqa: E402
@@ -45,7 +45,7 @@ def main():
     base = [f'model.backbone={args.backbone}', f'model.input_size={args.size}',
             f'model.procedural_vertices={args.vertices}']
     cfg, cpu = load_config(None, base), torch.device('cpu')
-    body = get_body_model('neutral', cfg.model.smpl_dir or None, cfg.model.procedural_vertices)
+    body = body_model(cfg.model)
     batch = make_batch(body, args.batch, args.size)
 
     amp = load_config(None, [*base, 'train.amp=true'])

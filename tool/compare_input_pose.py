@@ -22,7 +22,8 @@ from common.errors import UserError, run_cli  # noqa: E402
 from common.paths import ROOT  # noqa: E402
 from common.utils import preprocessing as pre  # noqa: E402
 from common.utils.joint_sets import SMPL30  # noqa: E402
-from data.dataset import INPUT_CONF_THR, get_dataset_class  # noqa: E402
+from common.utils.preprocessing import INPUT_CONF_THR  # noqa: E402
+from data.dataset import get_dataset_class  # noqa: E402
 from main.config import load_config  # noqa: E402
 
 

@@ -355,6 +355,39 @@ def truncation_mask(joints, valid, hm_shape, depth_size=None):
 
 
 # ----------------------------------------------------------------------------------------------------
+# the test crop (test loaders and the demo)
+# ----------------------------------------------------------------------------------------------------
+INPUT_CONF_THR = 0.05  # a detected joint counts when its confidence is above this (3DCrowdNet's test protocol)
+
+
+def pose_box(pose, img_w, img_h, train, conf_thr=INPUT_CONF_THR):
+    """The crop box of a detected pose [J,3] (x, y, conf; image px), as the test protocol makes it: the box of the
+    joints above conf_thr, x1.2, then process_bbox. None when no joint counts (or, in training, the box is
+    degenerate)."""
+    box = get_bbox(pose[:, :2], pose[:, 2] > conf_thr)
+    return process_bbox(box, img_w, img_h, train=train) if box is not None else None
+
+
+def test_crop(img, bbox, pose, conf_thr, size):
+    """One person's test input: the crop of `bbox` without augmentation, and the input pose [J,3] (image px,
+    confidence) on the heatmap grid. Returns (patch [S,S,3] of img's dtype, img2bb, bb2img, joints [J,3] (grid px,
+    confidence), mask [J,1]: the joints above conf_thr that fall inside the grid)."""
+    S, G = size, size // 4
+    patch, img2bb, bb2img = generate_patch_image(img, bbox, 1.0, 0.0, False, (S, S))
+    joints = np.zeros((len(pose), 3), np.float32)
+    joints[:, :2] = crop_to_grid(transform_joints_2d(pose[:, :2], img2bb), (S, S), (G, G))
+    joints[:, 2] = pose[:, 2]
+    mask = truncation_mask(joints, pose[:, 2] > conf_thr, (G, G))
+    return patch, img2bb, bb2img, joints, mask
+
+
+def unflip_affine(img2bb, img_w):
+    """The [2,3] affine from the original image to a flipped crop: a flipped crop's img2bb maps the mirrored
+    image, while a renderer of the scene works on the original one."""
+    return np.asarray(img2bb, np.float64) @ np.array([[-1.0, 0, img_w - 1], [0, 1, 0], [0, 0, 1]])
+
+
+# ----------------------------------------------------------------------------------------------------
 # 3D joints and SMPL parameters
 # ----------------------------------------------------------------------------------------------------
 SMPL24_FLIP_PERM = SMPL30.flip_permutation()[:24]  # the pairs of SMPL-30 among the 24 kinematic joints

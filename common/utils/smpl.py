@@ -514,3 +514,9 @@ def get_body_model(gender='neutral', model_dir=None, procedural_vertices=3000, d
             import copy
             _cache[dkey] = copy.deepcopy(model).to(device)
         return _cache[dkey]
+
+
+def body_model(model_cfg, gender='neutral'):
+    """The shared BodyModel a config asks for (model.smpl_dir: official files there, else the procedural stand-in
+    with model.procedural_vertices vertices)."""
+    return get_body_model(gender, model_cfg.smpl_dir or None, model_cfg.procedural_vertices)

@@ -3,7 +3,7 @@ training loop and to benchmark it (`data.train_sets_3d=[BodySamples]`). It teach
 from torch.utils.data import Dataset
 
 from common.utils.body_samples import make_batch
-from common.utils.smpl import get_body_model
+from common.utils.smpl import body_model
 from data.registry import DATASETS
 
 
@@ -18,7 +18,7 @@ class BodySamples(Dataset):
 
     def __getitem__(self, i):
         mc = self.cfg.model
-        body = get_body_model('neutral', mc.smpl_dir or None, mc.procedural_vertices)
+        body = body_model(mc)
         batch = make_batch(body, 1, mc.input_size, mc.focal, mc.camera_3d_size, mc.bbox_3d_size,
                            self.cfg.in_channels, seed=self.seed + i)
         return tuple({k: v[0] for k, v in part.items()} for part in batch)

@@ -10,10 +10,9 @@ from common.registry import closest
 from common.utils import preprocessing as pre
 from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints, openpose_to_smpl30
 from common.utils.metrics import evaluate_3dpw
-from data.dataset import INPUT_CONF_THR, BaseDataset, Record, add_neighbours, pose_box
+from data.dataset import BaseDataset, Record, add_neighbours
 from data.registry import DATASETS
-from data.scenes import (Person, Scene, camera_of, group_by_image, load_json, problem, report_problems,
-                         smpl_of)
+from data.scenes import Person, Scene, camera_of, coco_images, load_json, problem, report_problems, smpl_of
 
 LAYOUT = ('data/PW3D/data/3DPW_latest_{train,validation,test}.json and data/PW3D/data/imageFiles/<sequence>/'
           '*.jpg (3DCrowdNet release); without the real 3DPW, make the synthetic set: python tool/make_synthetic.py')
@@ -41,21 +40,9 @@ def read_annotations(root, split, layout=LAYOUT, keep=None):
     annotation is skipped whole (a scene missing a person would render wrong overlap edges) and named in
     problems. keep(sequence, frame index) selects images (named subsets)."""
     path = annotation_file(root, split)
-    db = load_json(path, layout)
-    if not (isinstance(db, dict) and isinstance(db.get('images'), list) and isinstance(db.get('annotations'), list)):
-        raise UserError(f'{path} is not a COCO-style file with "images" and "annotations" lists; expected layout: '
-                        f'{layout}')
-    images = {img.get('id'): img for img in db['images'] if isinstance(img, dict)}
     entries, problems = [], []
-    anns = [a for a in db['annotations'] if isinstance(a, dict) and 'image_id' in a]
-    problems += [f'annotation {a!r:.60}: not an object with an image_id' for a in db['annotations']
-                 if not (isinstance(a, dict) and 'image_id' in a)]
-    for iid, anns in group_by_image(anns).items():
-        img = images.get(iid)
-        if img is None:
-            problems.append(f'annotation(s) {[a.get("id") for a in anns]}: image id {iid} not in the images list')
-            continue
-        key = f'{split} image {iid} ({img.get("sequence")}/{img.get("file_name")})'
+    for img, anns in coco_images(load_json(path, layout), path, layout, problems):
+        key = f'{split} image {img["id"]} ({img.get("sequence")}/{img.get("file_name")})'
         try:
             if keep is not None and not keep(img['sequence'], frame_index(img['file_name'])):
                 continue
@@ -198,7 +185,7 @@ class PW3D(BaseDataset):
         W, H = img['width'], img['height']
         tight = np.asarray(ann['bbox'], np.float32)
         pose = self.input_pose(ann)
-        bbox = pose_box(pose, W, H, train=False)
+        bbox = pre.pose_box(pose, W, H, train=False)
         if bbox is None:
             bbox = pre.process_bbox(tight, W, H, train=False)
         return Record(path, (H, W), bbox, tight, SMPL30, pose, None, person, scene=scene, image_rel=scene.image,
@@ -215,7 +202,7 @@ class PW3D(BaseDataset):
     def get_sample(self, rec, rng):
         if self.train:
             return super().get_sample(rec, rng)
-        inputs, meta = self.test_inputs(rec, rec.joints_2d, INPUT_CONF_THR)
+        inputs, meta = self.test_inputs(rec, rec.joints_2d, pre.INPUT_CONF_THR)
         p = rec.person
         mesh, _ = self.smpl_mesh(p.pose, p.shape, p.trans, p.gender)
         meta['num_people'] = torch.as_tensor(np.int64(len(rec.scene.people) if rec.scene else 1))

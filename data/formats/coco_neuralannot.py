@@ -10,7 +10,7 @@ import numpy as np
 
 from common.utils import preprocessing as pre
 from data.dataset import Record, add_neighbours
-from data.scenes import Person, Scene, camera_of, group_by_image, load_json, problem, report_problems, smpl_of
+from data.scenes import Person, Scene, camera_of, coco_images, load_json, problem, report_problems, smpl_of
 
 BAD_ENTRY = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 
@@ -21,15 +21,9 @@ def read_annotations(ann_file, fits_file, layout, image_prefix='', swap_wh=False
     would miss a person) and named in problems. swap_wh: the file stores width and height swapped."""
     db = load_json(ann_file, layout)
     fits = load_json(fits_file, layout)
-    images = {img['id']: img for img in db.get('images', []) if isinstance(img, dict) and 'id' in img}
-    by_image = group_by_image([a for a in db.get('annotations', []) if isinstance(a, dict) and 'image_id' in a])
     entries, problems = [], []
-    for iid, anns in by_image.items():
-        img = images.get(iid)
-        if img is None:
-            problems.append(f'annotation(s) {[a.get("id") for a in anns][:3]}: image id {iid} not in the images list')
-            continue
-        key = f'image {iid} ({img.get("file_name")})'
+    for img, anns in coco_images(db, ann_file, layout, problems):
+        key = f'image {img["id"]} ({img.get("file_name")})'
         try:
             people = {}
             for a in anns:
