@@ -49,6 +49,7 @@ from common.utils.io import atomic_write_text  # noqa: E402
 from tool.experiments import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested,  # noqa: E402
                               mean_std, override, rel, result_path, run_script, test_stage, train_stage,
                               trained_snapshot)
+from tool.runs.state import RunState  # noqa: E402
 
 PRESETS = ROOT / 'assets' / 'yaml' / 'ablations'
 STUDENT_KEYS = ('edge.', 'distill.', 'mode=')   # what references do not take from the grid
@@ -295,7 +296,9 @@ class Runner:
         self.grid, self.args = grid, args
         self.lock = threading.Lock()
         self.state_path = grid.out / 'ablation.json'
-        self.state = self.load_state()
+        self.state = RunState(self.state_path, 'tasks', dry_run=args.dry_run, extra=lambda: {
+            'command': ' '.join(sys.argv), 'base': grid.base, 'axes': {a.name: a.labels for a in grid.axes},
+            'fixed': grid.fixed})
         ids = self.gpu_ids(args.gpu)
         if not ids:
             self.slots = [''] * args.jobs
@@ -314,26 +317,8 @@ class Runner:
         from common.runtime import parse_gpus
         return parse_gpus(spec)
 
-    def load_state(self):
-        if self.state_path.is_file():
-            try:
-                return json.loads(self.state_path.read_text())
-            except ValueError:
-                pass
-        return {'tasks': {}}
-
-    def save_state(self):
-        with self.lock:
-            self.state['command'] = ' '.join(sys.argv)
-            self.state['base'] = self.grid.base
-            self.state['axes'] = {a.name: a.labels for a in self.grid.axes}
-            self.state['fixed'] = self.grid.fixed
-            atomic_write_text(self.state_path, json.dumps(self.state, indent=1))
-
     def record(self, task, **info):
-        with self.lock:
-            self.state['tasks'].setdefault(task.name, {}).update(info)
-        self.save_state()
+        self.state.record(task.name, **info)
 
     # ------------------------------------------------------------------------------------------ one task
     def exp_of(self, task):
@@ -343,7 +328,7 @@ class Runner:
 
     def is_done(self, task):
         if task.given:
-            res = self.state['tasks'].get(task.name, {}).get('result')
+            res = self.state.stages.get(task.name, {}).get('result')
             return bool(res) and (ROOT / res).is_file()
         return is_tested(self.exp_of(task), task.epochs)
 
@@ -446,7 +431,7 @@ class Runner:
     def run(self):
         grid = self.grid
         grid.out.mkdir(parents=True, exist_ok=True)
-        self.save_state()
+        self.state.save()
         refs = list(grid.references.values())
         teachers = [r for r in refs if r.kind == 'teacher']
         rest = [r for r in refs if r.kind != 'teacher'] + grid.cells
@@ -489,7 +474,7 @@ class Runner:
         """One dict per finished task: name, kind, seed, axis labels, metrics, paths."""
         out = []
         for t in list(self.grid.references.values()) + self.grid.cells:
-            rec = self.state['tasks'].get(t.name, {})
+            rec = self.state.stages.get(t.name, {})
             path = rec.get('result')
             if not path:
                 if t.given or not is_tested(self.exp_of(t), t.epochs):

@@ -40,6 +40,7 @@ from common.utils.io import atomic_write_text  # noqa: E402
 from tool.experiments import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_exp, is_tested,  # noqa: E402
                               machine, mean_std, override, rel, result_path, run_script, test_stage,
                               train_stage, trained_snapshot)
+from tool.runs.state import RunState, read_state  # noqa: E402
 
 PRESETS = ROOT / 'assets' / 'yaml' / 'quickstart'
 SCALES = ('tiny', 'small', 'medium', 'full')
@@ -95,42 +96,24 @@ class Quickstart:
         self.synthetic = self.preset.get('synthetic')
         self.data_root = self.run_dir / 'data' if self.synthetic else None
         self.seeds = list(range(args.seeds))
-        self.state = self.load_state()
+        self.state = RunState(self.state_path, 'stages', self.initial_state(), dry_run=args.dry_run)
         self.t_start = time.time()
         self.measured = []   # (units, seconds) of stages run by this invocation: the time-left estimate
 
     # ------------------------------------------------------------------------------------------ state
-    def load_state(self):
+    def initial_state(self):
+        """The state to continue from: the file's (of this STATE_VERSION), or with --fresh none but the data stage
+        (the synthetic set stays when its settings have not changed), after deleting the stages' outputs."""
+        fresh = {'version': STATE_VERSION, 'scale': self.args.scale, 'stages': {}}
+        before = read_state(self.state_path, fresh)
         if self.args.fresh and self.run_dir.exists() and not self.args.dry_run:
-            keep = {}
-            if self.state_path.is_file():  # the synthetic set stays when its settings have not changed
-                try:
-                    keep = {k: v for k, v in json.loads(self.state_path.read_text())['stages'].items() if k == 'data'}
-                except (ValueError, KeyError):
-                    keep = {}
             for name in ('runs', 'state.json', 'report.md', 'results.json', 'montage.png', 'curves.png',
                          'occlusion.png'):
                 p = self.run_dir / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-            if keep:
-                return {'version': STATE_VERSION, 'scale': self.args.scale, 'stages': keep}
-        if self.state_path.is_file():
-            try:
-                state = json.loads(self.state_path.read_text())
-            except ValueError:
-                raise UserError(f'{self.state_path} is not valid JSON; delete it (finished experiment folders are '
-                                f'found again) or rerun with --fresh') from None
-            if state.get('version') == STATE_VERSION:
-                return state
-        return {'version': STATE_VERSION, 'scale': self.args.scale, 'stages': {}}
-
-    def save_state(self):
-        if not self.args.dry_run:
-            atomic_write_text(self.state_path, json.dumps(self.state, indent=1))
-
-    def record(self, name, **info):
-        self.state['stages'][name] = {**self.state['stages'].get(name, {}), **info}
-        self.save_state()
+            fresh['stages'] = {k: v for k, v in (before.get('stages') or {}).items() if k == 'data'}
+            return fresh
+        return before if before.get('version') == STATE_VERSION else fresh
 
     # ------------------------------------------------------------------------------------------ settings
     def model_spec(self, model):
@@ -222,8 +205,8 @@ class Quickstart:
         if self.args.dry_run:
             return self.dry_run(plan)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.state.setdefault('machine', machine())
-        self.save_state()
+        self.state.data.setdefault('machine', machine())
+        self.state.save()
         print(f'quickstart --scale {self.args.scale} ({self.preset.get("description", "")}); run folder '
               f'{self.run_dir}; settings {rel(self.preset_path)}', flush=True)
         ran = False
@@ -243,9 +226,9 @@ class Quickstart:
                                 f'there') from None
             seconds = time.time() - t0
             self.measured.append((self.units(kind, model), seconds))
-            self.record(name, done=True, seconds=round(seconds, 1))
+            self.state.record(name, done=True, seconds=round(seconds, 1))
             ran = True
-        total = sum(s.get('seconds', 0) for s in self.state['stages'].values())
+        total = sum(s.get('seconds', 0) for s in self.state.stages.values())
         print(f'\nquickstart done in {fmt_time(time.time() - self.t_start)} (all stages, including earlier runs: '
               f'{fmt_time(total)}); report: {self.run_dir / "report.md"}', flush=True)
         return self.run_dir
@@ -263,7 +246,7 @@ class Quickstart:
         return (self.preset.get('common') or {}).get('data.test_set', 'PW3D')
 
     def is_done(self, name, kind, model, seed):
-        rec = self.state['stages'].get(name, {})
+        rec = self.state.stages.get(name, {})
         if not rec.get('done'):
             return False
         if kind == 'data':
@@ -301,12 +284,12 @@ class Quickstart:
     def check_settings(self, name, argv):
         """A stage keeps the settings it was started with: a changed preset is refused, not mixed in."""
         argv = [str(a) for a in argv]
-        before = self.state['stages'].get(name, {}).get('argv')
+        before = self.state.stages.get(name, {}).get('argv')
         if before is not None and before != argv:
             diff = [a for a in argv if a not in before] or [a for a in before if a not in argv]
             raise UserError(f'{self.run_dir} was started with other settings for stage {name} (now: '
                             f'{" ".join(diff[:4])}); rerun with --fresh to start over, or --out for another folder')
-        self.record(name, argv=argv)
+        self.state.record(name, argv=argv)
 
     # ---- training
     find_exp = staticmethod(find_exp)
@@ -322,7 +305,7 @@ class Quickstart:
         self.check_settings(name, argv)
         exp = train_stage(self.stage_dir(model, seed), argv, self.epochs(model), self.device_flags(),
                           what=f'stage {name}', say=lambda m: print(m, flush=True))
-        self.record(name, exp_dir=rel(exp), epochs=self.epochs(model))
+        self.state.record(name, exp_dir=rel(exp), epochs=self.epochs(model))
 
     # ---- tests
     def result_json(self, model, seed):
@@ -333,13 +316,13 @@ class Quickstart:
         exp = self.find_exp(self.stage_dir(model, seed))
         self.check_settings(name, ['--exp_dir', rel(exp), '--test_epoch', self.epochs(model) - 1])
         path = test_stage(exp, self.epochs(model), self.args.gpu, what=f'stage {name}')
-        self.record(name, result=rel(path))
+        self.state.record(name, result=rel(path))
 
     # ---- report
     def run_report(self, name, model, seed):
-        self.state['stages'].pop('report', None)
+        self.state.stages.pop('report', None)
         write_report(self)
-        self.record(name, seeds=len(self.seeds))
+        self.state.record(name, seeds=len(self.seeds))
 
     def dry_run(self, plan):
         print(f'plan of quickstart --scale {self.args.scale} (settings {rel(self.preset_path)}, run folder '
@@ -360,6 +343,27 @@ class Quickstart:
             else:
                 print(f'  {name}: {rel(self.run_dir / "report.md")}')
         return self.run_dir
+
+
+def default_student_checkpoint():
+    """The experiment folder of the distilled student (seed 0) of the newest finished quickstart run of any scale
+    (the demo's default model)."""
+    found = []
+    for scale in SCALES:
+        path = ROOT / 'output' / f'quickstart_{scale}' / 'state.json'
+        try:
+            rec = (read_state(path).get('stages') or {}).get('student_s0', {})
+        except UserError:
+            continue
+        exp = rec.get('exp_dir')
+        if rec.get('done') and exp:
+            exp = Path(exp) if Path(exp).is_absolute() else ROOT / exp
+            if (exp / 'checkpoint').is_dir():
+                found.append((path.stat().st_mtime, exp))
+    if not found:
+        raise UserError("no checkpoint: run python tool/quickstart.py first (its distilled student is the demo's "
+                        "default) or pass --ckpt FILE")
+    return max(found)[1]
 
 
 def check_real_datasets(qs):
@@ -471,7 +475,7 @@ def draw_montage(qs, npz, path):
 
     from common.edges.base import build_edge
     from common.utils import vis
-    from common.utils.smpl import get_body_model
+    from common.utils.smpl import body_model
     from data.dataset import get_dataset_class
     tcfg, _ = exp_config(qs, 'teacher')
     scfg, _ = exp_config(qs, 'student')
@@ -480,7 +484,7 @@ def draw_montage(qs, npz, path):
     preds = {m: np.load(npz[m][0]) for m in REPORT_ORDER}
     common_ids = set.intersection(*(set(int(a) for a in p['ann_id']) for p in preds.values()))
     idx = hard_samples(dataset, int(qs.preset['report'].get('crops', 4)), common_ids)
-    body = get_body_model('neutral', tcfg.model.smpl_dir or None, tcfg.model.procedural_vertices)
+    body = body_model(tcfg.model)
     edge = build_edge(scfg.edge)
     S = tcfg.model.input_size
     rows, titles = [], []
@@ -592,11 +596,11 @@ def write_report(qs):
     draw_occlusion(rows, run / 'occlusion.png', len(qs.seeds))
 
     seeds = len(qs.seeds)
-    st = qs.state['stages']
+    st = qs.state.stages
     ep = {m: qs.epochs(m) for m in TRAIN_ORDER}
     n_train = qs.train_samples() if qs.synthetic else None
     procedural = find_official_model(None, 'neutral') is None
-    mach = qs.state.get('machine') or machine()
+    mach = qs.state.data.get('machine') or machine()
     times = {m: [st.get(f'{m}_s{s}', {}).get('seconds', 0.0) for s in qs.seeds] for m in TRAIN_ORDER}
     total = sum(s.get('seconds', 0.0) for k, s in st.items() if k != 'report')
     spec = qs.preset.get('common') or {}
