@@ -17,6 +17,8 @@ from main.config import load_config
 from main.model import Model
 from tests import fixtures
 
+pytestmark = pytest.mark.slow   # end-to-end runs of the tool: pytest -m "not slow" skips them
+
 TINY = ['model.backbone=resnet18', 'model.input_size=64', 'model.procedural_vertices=800']
 
 

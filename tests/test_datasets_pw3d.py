@@ -194,6 +194,7 @@ def test_test_script_end_to_end(tmp_path):
     assert samples['mpjpe'].mean() == pytest.approx(summary['mpjpe'])
 
 
+@pytest.mark.slow
 def test_teacher_trains_with_edges_rendered_in_loader_workers(synth_root, tmp_path):
     """The teacher's 4-channel input, rendered per crop inside a loader worker (workers must not be forked
     from a process that rendered), through the training CLI."""

@@ -120,6 +120,7 @@ def test_wrong_width_checkpoint_is_one_line(nets):
 TINY = ['model.backbone=hrnet_w32', 'model.input_size=64', 'model.procedural_vertices=800']
 
 
+@pytest.mark.slow
 def test_baseline_teacher_and_distilled_student_with_hrnet():
     from common.utils.body_samples import make_batch
     from common.utils.smpl import get_body_model

@@ -7,6 +7,8 @@ import pytest
 from common.utils.joint_sets import SMPL30
 from tool.compare_input_pose import load, recorded_inputs, training_inputs
 
+pytestmark = pytest.mark.slow   # a synthetic set made and sampled (~1 min): pytest -m "not slow" skips it
+
 W, H, S = 192, 256, 64
 G = S // 4
 DETECTOR_JOINTS = ('Pelvis', 'L_Hip', 'R_Hip', 'L_Knee', 'R_Knee', 'L_Ankle', 'R_Ankle', 'Neck', 'L_Shoulder',

@@ -59,6 +59,7 @@ def test_four_channel_input(body):
     assert out['mesh_cam'].shape[0] == 2
 
 
+@pytest.mark.slow
 def test_overfit_few_samples(body):
     """The baseline memorises 4 fixed samples (no augmentation): mesh error far below 20 mm. Measured on a 2-core CPU:
     MPVPE ~180 mm untrained (eval mode) -> 5.0 mm after 250 steps (train-mode BatchNorm, i.e. the statistics of these
@@ -127,6 +128,7 @@ def _train(args, cwd=ROOT):
     return subprocess.run([sys.executable, 'main/train.py'] + args, cwd=cwd, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_train_cli_runs_saves_and_resumes(tmp_path):
     common = ['--cfg', 'assets/yaml/tiny_cpu.yml', f'output_dir={tmp_path}', 'data.train_sets_3d=[BodySamples]',
               'train.max_iters=2', 'exp_name=smoke']
@@ -164,6 +166,7 @@ def test_nan_loss_is_reported(body, tmp_path):
         tr.step(inputs, targets, meta)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu_writes_one_experiment(tmp_path):
     """torchrun with two gloo processes: rank 0 makes the folder, every rank trains its shard, one checkpoint."""
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', 'main/train.py',

@@ -12,7 +12,7 @@ import yaml
 
 from common.paths import ROOT
 
-pytestmark = pytest.mark.usefixtures('renderer')
+pytestmark = [pytest.mark.usefixtures('renderer'), pytest.mark.slow]   # end-to-end runs
 MODELS = {'baseline': 'baseline', 'edge_only': 'edge only', 'student': 'SEFD student', 'teacher': 'teacher'}
 
 

@@ -28,6 +28,7 @@ def _train(root, out, steps, *extra):
                             '--save-every', '5', '--no-progress', *extra])
 
 
+@pytest.mark.slow
 def test_training_raises_fscore_saves_official_weights_and_resumes(tiny_set, tmp_path, capsys):
     from common.edges.base import build_edge
     from common.edges.training import EdgeScore, tolerance_px

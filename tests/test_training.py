@@ -126,6 +126,7 @@ def state(exp, name):
 
 
 # ---------------------------------------------------------------------------------------------- exact resume
+@pytest.mark.slow
 def test_sigkill_then_continue_equals_an_uninterrupted_run(data_root, tmp_path):
     args = ['model.input_size=64', 'train.end_epoch=3', 'train.ckpt_every=2', 'data.num_workers=1',
             'train.deterministic=true', 'train.print_freq=1']
@@ -153,6 +154,7 @@ def test_sigkill_then_continue_equals_an_uninterrupted_run(data_root, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- DDP
+@pytest.mark.slow
 def test_two_gloo_ranks_stay_identical_and_match_one_process(data_root, tmp_path):
     """2 ranks x batch 2 under torchrun: parameters identical on both ranks, and equal (to float summation order)
     to one process that averages the gradients of the same two shards, with the same samples and augmentation.
@@ -217,6 +219,7 @@ def _pids_with(marker, rank):
     return pids
 
 
+@pytest.mark.slow
 def test_a_dying_rank_ends_the_job_naming_it(tmp_path):
     out = tmp_path / 'job'
     proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', 'main/train.py',
@@ -236,6 +239,7 @@ def test_a_dying_rank_ends_the_job_naming_it(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- the chain
+@pytest.mark.slow
 def test_teacher_student_test_chain(data_root, tmp_path):
     """Teacher -> distilled students (Canny in the model, and OpenCV Canny in the loader workers) -> an edge-only
     student -> test.py on each, through the command lines researchers use."""
@@ -269,6 +273,7 @@ def test_teacher_student_test_chain(data_root, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- bad input
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_leaves_no_folder(data_root, tmp_path):
     out = tmp_path / 'out'
     cases = [
