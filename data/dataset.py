@@ -26,15 +26,15 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from common.body.joint_sets import COCO17, SMPL30, JointSet, map_joints, openpose_to_smpl30
 from common.errors import UserError
 from common.paths import ROOT
-from common.utils import preprocessing as pre
-from common.utils.joint_sets import COCO17, SMPL30, JointSet, map_joints, openpose_to_smpl30
-from common.utils.posefix import (bbox_area_in_crop, detector_joints, overlapping, replace_common_joints,
+from common.pipeline import preprocessing as pre
+from common.pipeline.posefix import (bbox_area_in_crop, detector_joints, overlapping, replace_common_joints,
                                   synthesize_pose, to_coco17)
-from common.utils.smpl import body_model
-from data.registry import DATASETS
+from common.body.smpl import body_model
 from data.edge_inputs import EdgeInputs
+from data.registry import DATASETS
 from data.scenes import Person, Scene
 
 log = logging.getLogger('sefd')

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from common.body.smpl import get_body_model
 from common.edges.overlap import crop_camera, overlap_edges
 from common.errors import UserError
-from common.utils import preprocessing as pre
-from common.utils.render import default_renderer
-from common.utils.smpl import get_body_model
-from data.scenes import scene_meshes
+from common.pipeline import preprocessing as pre
+from common.render.renderer import default_renderer
 from data.Synthetic import Synthetic
+from data.scenes import scene_meshes
 
 log = logging.getLogger('sefd')
 BOX_SCALE = 1.25

@@ -18,7 +18,7 @@ import torch
 
 from common.edges.base import build_edge
 from common.edges.overlap import overlap_edges_crop
-from common.utils import preprocessing as pre
+from common.pipeline import preprocessing as pre
 from data.scenes import find_edge_file, scene_meshes
 
 

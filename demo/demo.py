@@ -78,7 +78,7 @@ def list_images(spec):
 
 def read_images(items, single):
     """{name: RGB uint8} of the readable images; an unreadable one is an error (one file) or a warning (a folder)."""
-    from common.utils import preprocessing as pre
+    from common.pipeline import preprocessing as pre
     out = {}
     for name, path in items:
         try:
@@ -219,8 +219,8 @@ def detect_people(paths, out_json, max_people):
 
 # ---------------------------------------------------------------------------------------------- model
 def load_model(path, device):
-    from main.checkpoint import model_from_checkpoint
     from common.paths import resolve_path
+    from main.checkpoint import model_from_checkpoint
     model, cfg, _, path = model_from_checkpoint(resolve_path(path))
     if cfg.mode == 'teacher':
         raise UserError(f'{path} is a teacher: it sees the SMPL overlap edge rendered from ground-truth meshes, '
@@ -234,8 +234,8 @@ def person_inputs(img, coco, cfg, conf_thr, loader_edge):
     px, score), and its crop box and affines; None when no joint is above conf_thr."""
     import torch
 
-    from common.utils import preprocessing as pre
-    from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints
+    from common.body.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints
+    from common.pipeline import preprocessing as pre
     H, W = img.shape[:2]
     pose30 = map_joints(add_midpoints(np.asarray(coco, np.float32), COCO17, ('Pelvis', 'Neck')), COCO19, SMPL30)
     crop_box = pre.pose_box(pose30, W, H, train=False, conf_thr=conf_thr)
@@ -273,7 +273,7 @@ def place_meshes(out, metas, S, focal, width, height):
 
 
 def write_obj(path, verts, faces):
-    from common.utils.io import atomic_write_text
+    from common.io import atomic_write_text
     lines = [f'# SEFD demo mesh: camera frame (OpenCV axes: x right, y down, z forward), metres; {len(verts)} vertices']
     lines += [f'v {x:.5f} {y:.5f} {z:.5f}' for x, y, z in verts]
     lines += [f'f {a + 1} {b + 1} {c + 1}' for a, b, c in np.asarray(faces)]
@@ -284,8 +284,8 @@ def process_image(name, img, people, model, cfg, device, out_dir, args, loader_e
     """Everything for one image; returns its summary dict and the mesh overlay."""
     import torch
 
-    from common.utils import vis
-    from common.utils.joint_sets import COCO17
+    from common import vis
+    from common.body.joint_sets import COCO17
     from common.runtime import to_device
     stem = Path(name).stem
     H, W = img.shape[:2]
@@ -338,7 +338,7 @@ def process_image(name, img, people, model, cfg, device, out_dir, args, loader_e
             'root_cam': [round(float(v), 4) for v in meshes[j][0] - out['mesh_cam'][j, 0].numpy()],
             'pixels': int((ids == j).sum()), 'obj': obj.name if obj else None})
     summary['camera'] = {'focal': [F, F], 'princpt': list(c)}
-    from common.utils.io import atomic_write_text
+    from common.io import atomic_write_text
     atomic_write_text(out_dir / f'{stem}.json', json.dumps(summary, indent=1))
     return summary, overlay
 

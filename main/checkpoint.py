@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from common.errors import UserError
-from common.utils.io import atomic_torch_save
+from common.io import atomic_torch_save
 
 log = logging.getLogger('sefd')
 

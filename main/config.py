@@ -357,7 +357,7 @@ def make_exp_dir(cfg, now=None):
 
 
 def save_config(cfg, path):
-    from common.utils.io import atomic_write_text
+    from common.io import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(_plain(cfg.to_dict()), sort_keys=False))
 
 

@@ -24,17 +24,17 @@ import math
 import torch
 import torch.nn as nn
 
-from common.errors import UserError
+from common.body.joint_sets import GRAPH15, SMPL30
+from common.body.smpl import body_model as default_body_model
 from common.edges.base import build_edge
+from common.errors import UserError
+from common.geometry.transforms import axis_angle_to_matrix, matrix_to_axis_angle, project_points, rot6d_to_matrix
 from common.nets.distill import build_distill_loss
 from common.nets.frozen import Frozen
 from common.nets.loss import CoordLoss, ParamLoss, UncertaintyWeighting
 from common.nets.module import Pose2Feat, PositionNet, RotationNet, render_gaussian_heatmaps
 from common.nets.vposer import VPoserDecoder, load_vposer_v1, rot6d_pose
 from common.registry import BACKBONES
-from common.utils.joint_sets import GRAPH15, SMPL30
-from common.utils.smpl import body_model as default_body_model
-from common.utils.transforms import axis_angle_to_matrix, matrix_to_axis_angle, project_points, rot6d_to_matrix
 
 # Graph-15 joints as a subset of SMPL-30 (the PositionNet targets)
 GRAPH15_IN_SMPL30 = torch.tensor([SMPL30.index(n) for n in GRAPH15.joints])

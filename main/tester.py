@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.io import atomic_np_save, atomic_write_text
+from common.metrics import MetricAccumulator
 from common.runtime import amp_context, to_device
-from common.utils.io import atomic_np_save, atomic_write_text
-from common.utils.metrics import MetricAccumulator
 from data.loader import make_loader
 
 PREDICTIONS = ('pose', 'shape', 'cam_trans')

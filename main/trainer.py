@@ -282,7 +282,7 @@ class Trainer:
     @torch.no_grad()
     def visualise(self, inputs, n=4):
         """TensorBoard images: input crops, the edge channel, the predicted meshes over the crops."""
-        from common.utils import vis
+        from common import vis
         model = unwrap(self.model)
         inputs = {k: v[:n] for k, v in to_device(inputs, self.device).items()}
         model.eval()

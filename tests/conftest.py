@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 def renderer():
     """A Renderer, or a skip naming why this machine has no EGL context."""
     from common.errors import UserError
-    from common.utils import render
+    from common.render import renderer as render
     try:
         render.get_context()
     except UserError as e:

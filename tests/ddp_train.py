@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from common.runtime import init_process, unwrap  # noqa: E402
 from data.dataset import build_train_dataset  # noqa: E402
 from main.config import load_config  # noqa: E402
-from common.runtime import init_process, unwrap  # noqa: E402
 from main.trainer import Trainer  # noqa: E402
 
 

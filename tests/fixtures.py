@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import torch
 
-from common.utils.joint_sets import (COCO17, CROWDPOSE14, H36M17, MPII16, MUCO21, OPENPOSE18, SMPL30, map_joints)
-from common.utils.smpl import get_body_model
+from common.body.joint_sets import (COCO17, CROWDPOSE14, H36M17, MPII16, MUCO21, OPENPOSE18, SMPL30, map_joints)
+from common.body.smpl import get_body_model
 from data.scenes import Person, Scene, scene_meshes
 
 VERTICES = 800
@@ -66,7 +66,7 @@ def tight_box(points, width, height):
 
 
 def render_image(path, people, width=W, height=H, seed=0):
-    from common.utils.render import Renderer
+    from common.render.renderer import Renderer
     bm = body()
     meshes, f, c = scene_meshes(Scene('x', width, height, people), {'neutral': bm})
     out = Renderer().render(meshes, bm.faces, f, c, width, height, outputs=('rgb', 'person_id'),

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from common.body import procedural_body
+from common.body import smpl
+from common.body.joint_sets import H36M17, SMPL30, SMPL_24, SMPL_PARENTS
+from common.body.smpl import BodyModel, find_official_model, get_body_model, save_npz
 from common.errors import UserError
-from common.utils import procedural_body, smpl
-from common.utils.joint_sets import H36M17, SMPL30, SMPL_24, SMPL_PARENTS
-from common.utils.smpl import BodyModel, find_official_model, get_body_model, save_npz
 
 N = 1000
 
@@ -291,7 +292,7 @@ def test_cache_file_reused_and_model_shared(model_dir, body, caplog, monkeypatch
     assert not list(path.parent.glob('*.tmp'))                        # atomic write left nothing behind
     stamp = path.stat().st_mtime_ns
     monkeypatch.setattr(smpl, '_warned_procedural', False)
-    with caplog.at_level(logging.WARNING, logger='common.utils.smpl'):
+    with caplog.at_level(logging.WARNING, logger='common.body.smpl'):
         a = get_body_model('neutral', model_dir, N)
         b = get_body_model('neutral', model_dir, N)
         BodyModel('neutral', model_dir, N)

@@ -10,10 +10,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from common.body import procedural_body
+from common.body import smpl
+from common.body.smpl import BodyModel, load_model_arrays, read_smpl_pickle
 from common.errors import UserError
 from common.paths import ROOT
-from common.utils import procedural_body, smpl
-from common.utils.smpl import BodyModel, load_model_arrays, read_smpl_pickle
 
 TOOL = ROOT / 'tool' / 'convert_smpl.py'
 
@@ -120,7 +121,7 @@ def test_convert_then_load_gives_the_same_body(tmp_path, source):
     assert not converted.is_procedural and converted.model_path == npz
     # the same arrays loaded as the procedural model
     ref_dir = tmp_path / 'ref'
-    from common.utils.smpl import save_npz
+    from common.body.smpl import save_npz
     save_npz(ref_dir / 'smpl' / 'SMPL_NEUTRAL.npz', source)
     reference = BodyModel('neutral', ref_dir)
     assert reference.is_procedural

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from common.errors import UserError
-from common.utils import preprocessing as pre
+from common.pipeline import preprocessing as pre
 from data.dataset import MultipleDatasets, get_dataset_class
 from main.config import load_config
 from tests import fixtures
@@ -44,7 +44,7 @@ def test_gt_and_smpl_targets_agree_under_augmentation(synth_root, monkeypatch, f
 
 
 def test_flip_swaps_left_and_right(synth_root, monkeypatch):
-    from common.utils.joint_sets import SMPL30
+    from common.body.joint_sets import SMPL30
     ds = get_dataset_class('Synthetic')(cfg_for(synth_root), 'train')
     force_aug(monkeypatch, False)
     _, plain, _ = ds[0]

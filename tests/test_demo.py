@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
+from common.body.joint_sets import COCO17, OPENPOSE18, map_joints
 from common.errors import UserError
 from common.paths import ROOT
-from common.utils.joint_sets import COCO17, OPENPOSE18, map_joints
 from main.checkpoint import save_checkpoint
 from main.config import load_config
 from main.model import CAMERA_CENTRE, Model

@@ -318,7 +318,7 @@ def test_pidinet_converted_network_equals_pdc_network(tmp_path):
 
 @pytest.fixture(scope='module')
 def body():
-    from common.utils.smpl import get_body_model
+    from common.body.smpl import get_body_model
     return get_body_model('neutral', None, 800)
 
 
@@ -327,9 +327,9 @@ TINY = ['model.backbone=resnet18', 'model.input_size=64', 'model.procedural_vert
 
 @pytest.mark.parametrize('kind', KINDS)
 def test_student_step_with_each_learned_edge(kind, body, tmp_path):
-    from common.utils.body_samples import make_batch
-    from main.model import Model
+    from common.body.body_samples import make_batch
     from common.runtime import make_scaler
+    from main.model import Model
     from main.trainer import forward_losses, make_optimizer, optimize
     official_file(kind, tmp_path / 'w.pth', seed=5)
     torch.manual_seed(0)

@@ -122,10 +122,10 @@ TINY = ['model.backbone=hrnet_w32', 'model.input_size=64', 'model.procedural_ver
 
 @pytest.mark.slow
 def test_baseline_teacher_and_distilled_student_with_hrnet():
-    from common.utils.body_samples import make_batch
-    from common.utils.smpl import get_body_model
-    from main.model import Model
+    from common.body.body_samples import make_batch
+    from common.body.smpl import get_body_model
     from common.runtime import make_scaler
+    from main.model import Model
     from main.trainer import forward_losses, make_optimizer, optimize
     body = get_body_model('neutral', None, 800)
     torch.manual_seed(0)

@@ -4,7 +4,7 @@ synthetic set; and the published 3DCrowdNet input (data.input_pose=published), w
 import numpy as np
 import pytest
 
-from common.utils.joint_sets import SMPL30
+from common.body.joint_sets import SMPL30
 from tool.compare_input_pose import load, recorded_inputs, training_inputs
 
 pytestmark = pytest.mark.slow   # a synthetic set made and sampled (~1 min): pytest -m "not slow" skips it

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from common.utils.joint_sets import (COCO17, COCO19, CROWDPOSE14, GRAPH15, H36M17, JOINT_SETS, MUCO21, SMPL30,
+from common.body.joint_sets import (COCO17, COCO19, CROWDPOSE14, GRAPH15, H36M17, JOINT_SETS, MUCO21, SMPL30,
                                      add_midpoints, map_joints, with_midpoints)
 
 

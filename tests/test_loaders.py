@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from common.body.joint_sets import COCO17, CROWDPOSE14, H36M17, MUCO21, SMPL30
 from common.errors import UserError
-from common.utils import preprocessing as pre
-from common.utils.joint_sets import COCO17, CROWDPOSE14, H36M17, MUCO21, SMPL30
-from data.dataset import UNFIT_JOINTS, get_dataset_class
+from common.pipeline import preprocessing as pre
 from data.Human36M import Human36M as h36m_module
+from data.dataset import UNFIT_JOINTS, get_dataset_class
 from main.config import load_config
 from tests import fixtures
 
@@ -506,7 +506,7 @@ def test_missing_or_corrupt_images_are_skipped_and_counted_or_fatal(tmp_path):
 def test_h36m_protocol2_evaluation(tmp_path):
     """Test split: subjects 9 and 11, every 64th frame, camera 4; the GT 2D pose as input; MPJPE and PA-MPJPE of the
     H36M-regressed mesh joints against the GT joints, root-relative, Eval-14 (recomputed here in numpy)."""
-    from common.utils.joint_sets import H36M_EVAL14
+    from common.body.joint_sets import H36M_EVAL14
     fixtures.write_h36m(tmp_path / 'Human36M', subject=9, frames=(0, 32, 64), cams=(1, 4))
     cfg = load_config('assets/yaml/tiny_cpu.yml', [f'data.root={tmp_path}', 'data.test_set=Human36M'])
     ds = get_dataset_class('Human36M')(cfg, 'test')

@@ -6,9 +6,9 @@ import torch
 from scipy.spatial import procrustes as scipy_procrustes
 from scipy.spatial.transform import Rotation
 
-from common.utils.joint_sets import H36M17
-from common.utils.metrics import MetricAccumulator, evaluate_3dpw, mpjpe, mpvpe, pa_mpjpe
-from common.utils.transforms import procrustes_align_np
+from common.body.joint_sets import H36M17
+from common.geometry.transforms import procrustes_align_np
+from common.metrics import MetricAccumulator, evaluate_3dpw, mpjpe, mpvpe, pa_mpjpe
 
 
 def test_mpjpe_mpvpe_hand_computed():

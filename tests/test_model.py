@@ -6,13 +6,13 @@ import sys
 import pytest
 import torch
 
+from common.body.body_samples import make_batch
+from common.body.smpl import get_body_model
 from common.errors import UserError
+from common.metrics import mpvpe
 from common.paths import ROOT
-from common.utils.body_samples import make_batch
-from common.utils.metrics import mpvpe
-from common.utils.smpl import get_body_model
-from main.config import load_config
 from main.checkpoint import latest_checkpoint, load_checkpoint
+from main.config import load_config
 from main.model import Model
 from main.trainer import make_optimizer, set_lr
 
@@ -95,7 +95,7 @@ def test_root_loss_near_pi(body, root_loss):
     """An upright person's root rotation has angle ~pi, where axis-angle jumps between +axis and -axis for
     nearly equal rotations: the matrix loss sees two rotations 0.02 rad apart as close, the reference's
     axis-angle L1 as ~2 pi apart."""
-    from common.utils.transforms import axis_angle_to_matrix
+    from common.geometry.transforms import axis_angle_to_matrix
     cfg = load_config(None, TINY + ['model.input_size=64', f'train.root_loss={root_loss}'])
     model = Model(cfg, body)
     inputs, targets, meta = make_batch(body, 1, 64)

@@ -202,8 +202,8 @@ def test_canny_method_equals_full_frame_reference(renderer):
 
 @pytest.fixture(scope='module')
 def two_bodies():
-    from common.utils.body_samples import random_smpl_params
-    from common.utils.smpl import get_body_model
+    from common.body.body_samples import random_smpl_params
+    from common.body.smpl import get_body_model
     model = get_body_model('neutral', procedural_vertices=800)
     g = torch.Generator().manual_seed(3)
     pose, shape = random_smpl_params(2, g)

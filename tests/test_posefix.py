@@ -1,4 +1,4 @@
-"""PoseFix-style input-pose synthesis (common/utils/posefix.py): shapes, determinism, PoseFix's
+"""PoseFix-style input-pose synthesis (common/pipeline/posefix.py): shapes, determinism, PoseFix's
 probabilities and radii measured on many draws, and the reference's bug (unlabelled neighbour joints as anchors)."""
 import math
 import time
@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from common.utils import posefix as pf
-from common.utils.joint_sets import COCO17, H36M17, MPII16
+from common.body.joint_sets import COCO17, H36M17, MPII16
+from common.pipeline import posefix as pf
 
 JIT, MISS, INV, SWAP, GOOD = range(5)
 FLIP = COCO17.flip_permutation()

@@ -1,4 +1,4 @@
-"""Per-sample geometry (common/utils/preprocessing.py) against independent computations: where
+"""Per-sample geometry (common/pipeline/preprocessing.py) against independent computations: where
 cv2.warpAffine / cv2.flip actually move image content, the body model's own mirror symmetry, pinhole
 projections, and hand-computed boxes."""
 import math
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from common.utils import preprocessing as pp
-from common.utils.joint_sets import COCO17, SMPL30
-from common.utils.smpl import get_body_model
+from common.body.joint_sets import COCO17, SMPL30
+from common.body.smpl import get_body_model
+from common.pipeline import preprocessing as pp
 
 
 # ----------------------------------------------------------------------------------------------------

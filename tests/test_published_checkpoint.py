@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from common.body.body_samples import make_batch
+from common.body.smpl import get_body_model
 from common.errors import UserError
-from common.utils.body_samples import make_batch
-from common.utils.smpl import get_body_model
 from main.checkpoint import config_of, load_checkpoint, load_model_state, load_teacher, model_from_checkpoint
 from main.config import load_config, published_defaults
 from main.model import Model

@@ -1,4 +1,4 @@
-"""common/utils/render.py against closed-form projections (never against its own output).
+"""common/render/renderer.py against closed-form projections (never against its own output).
 
 Camera used throughout: OpenCV axes, x_pix = fx*X/Z + cx, and OpenCV's pixel convention (that of every
 camera and cv2 warp in the data pipeline): pixel centres at INTEGER coordinates, pixel (u, v) covers
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from common.utils import render as R
+from common.render import renderer as R
 
 W = H = 64
 FX = FY = 100.0

@@ -109,7 +109,7 @@ def test_smpl_params_reproduce_the_image_geometry(dataset):
     """pose/shape/trans -> body model -> pinhole with cam_param lands on bbox and joint_img; people are
     upright (head above feet in the image) and stand on one floor plane (from camera height/tilt)."""
     import torch
-    from common.utils.smpl import get_body_model
+    from common.body.smpl import get_body_model
     for split in ('train', 'validation', 'test'):
         db = _load(dataset, split)
         images = {i['id']: i for i in db['images']}
@@ -207,7 +207,7 @@ def test_failed_scene_is_retried_then_skipped_and_counted(egl, tmp_path):
 
 
 def test_detector_follows_visibility():
-    from common.utils import simulated_detector as D
+    from common.pipeline import simulated_detector as D
     rng = np.random.default_rng(0)
     uv = np.stack([np.linspace(10, 100, 18), np.linspace(20, 200, 18)], 1)
     st = np.full(18, D.VISIBLE)

@@ -103,8 +103,8 @@ def test_targets_follow_the_crop(tiny_set, renderer):
     import cv2
     import numpy as np
 
+    from common.pipeline import preprocessing as pre
     from data.edge_crops import BOX_SCALE, EdgeCrops
-    from common.utils import preprocessing as pre
     ds = EdgeCrops(tiny_set, 'test', SIZE, train=False)
     s, p = ds.items[0]
     scene = ds.scenes[s]

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.body.body_samples import make_batch
+from common.body.smpl import get_body_model
 from common.errors import UserError
 from common.paths import ROOT
-from common.utils.body_samples import make_batch
-from common.utils.smpl import get_body_model
 from main.config import load_config
 from main.model import Model
 from main.trainer import make_optimizer, optimize

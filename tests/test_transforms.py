@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.utils.transforms import (axis_angle_to_matrix, cam2pixel, matrix_to_axis_angle, matrix_to_rot6d,
+from common.geometry.transforms import (axis_angle_to_matrix, cam2pixel, matrix_to_axis_angle, matrix_to_rot6d,
                                      pixel2cam, procrustes_align, procrustes_align_np, project_points,
                                      rot6d_to_axis_angle, rot6d_to_matrix, world2cam)
 

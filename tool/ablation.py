@@ -44,8 +44,8 @@ from dataclasses import dataclass, field  # noqa: E402
 import yaml  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.io import atomic_write_text  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from common.utils.io import atomic_write_text  # noqa: E402
 from tool.experiments import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested,  # noqa: E402
                               mean_std, override, rel, result_path, run_script, test_stage, train_stage,
                               trained_snapshot)
@@ -545,7 +545,7 @@ class Runner:
         return '\n'.join(lines) + '\n'
 
     def chart(self, agg, path):
-        from common.utils import vis
+        from common import vis
         cells = [(lb, st) for lb, kind, st in agg if kind == 'cell']
         refs = {lb.replace(' (reference)', ''): st for lb, kind, st in agg if kind != 'cell'}
         m = self.args.metric

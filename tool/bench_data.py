@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from common.errors import run_cli  # noqa: E402
 from data.dataset import build_train_dataset  # noqa: E402
-from main.config import load_config  # noqa: E402
 from data.loader import make_loader  # noqa: E402
+from main.config import load_config  # noqa: E402
 from tool.benchmark import interleaved, print_machine, train_step  # noqa: E402
 
 

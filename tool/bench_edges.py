@@ -98,7 +98,7 @@ def bench_edge_maps(paths, args, device):
 
 
 def bench_student_steps(paths, args):
-    from common.utils.smpl import get_body_model
+    from common.body.smpl import get_body_model
     from main.config import load_config
     from main.model import Model
     from tool.benchmark import model_batch, train_step

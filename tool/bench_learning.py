@@ -23,8 +23,8 @@ import json  # noqa: E402
 import time  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.io import atomic_write_text  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from common.utils.io import atomic_write_text  # noqa: E402
 from tool.benchmark import print_machine  # noqa: E402
 from tool.experiments import fmt_time, machine, override, rel, run_script, train_stage  # noqa: E402
 
@@ -131,7 +131,7 @@ def main(argv=None):
         print(f'[{i + 1}/{len(names)}] {name}: {desc} ({fmt_time(time.time() - t0)} elapsed)', flush=True)
         exp = train_stage(stage, argv, args.epochs, ['--gpu', args.gpu] if args.gpu else [], what=f'candidate {name}')
         results[name] = {'description': desc, 'exp_dir': rel(exp), 'points': curve(exp, args.epochs, args.gpu)}
-    from common.utils import vis
+    from common import vis
     mach = machine()
     plot = Path(args.plot) if Path(args.plot).is_absolute() else ROOT / args.plot
     series = {f'{n} ({r["description"]})': ([p[0] for p in r['points']], [p[1] for p in r['points']])

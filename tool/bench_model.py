@@ -19,8 +19,8 @@ import torch  # noqa: E402
 
 from common.errors import run_cli  # noqa: E402
 
-from common.utils.body_samples import make_batch  # noqa: E402
-from common.utils.smpl import body_model  # noqa: E402
+from common.body.body_samples import make_batch  # noqa: E402
+from common.body.smpl import body_model  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
 from tool.benchmark import interleaved, print_machine, step_args, train_step  # noqa: E402

@@ -27,11 +27,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common.body.body_samples import random_smpl_params  # noqa: E402
+from common.body.smpl import get_body_model  # noqa: E402
 from common.edges.canny import canny_magnitude  # noqa: E402
 from common.edges.overlap import dilation_size, overlap_edges, overlap_edges_crop  # noqa: E402
-from common.utils.body_samples import random_smpl_params  # noqa: E402
-from common.utils.render import Renderer  # noqa: E402
-from common.utils.smpl import get_body_model  # noqa: E402
+from common.render.renderer import Renderer  # noqa: E402
 from tool.benchmark import print_machine  # noqa: E402
 
 

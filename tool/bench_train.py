@@ -20,11 +20,11 @@ import torch  # noqa: E402
 
 from common.errors import run_cli  # noqa: E402
 
+from common.body.smpl import get_body_model  # noqa: E402
 from common.registry import DISTILL_LOSSES  # noqa: E402
-from common.utils.smpl import get_body_model  # noqa: E402
+from common.runtime import parse_gpus  # noqa: E402
 from main.config import load_config  # noqa: E402
 from main.model import Model  # noqa: E402
-from common.runtime import parse_gpus  # noqa: E402
 from tool.benchmark import interleaved, model_batch, print_machine, step_args, train_step  # noqa: E402
 
 

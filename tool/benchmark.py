@@ -8,8 +8,8 @@ import time
 
 import torch
 
+from common.body.body_samples import make_batch
 from common.runtime import machine_line, make_scaler, precision_name, to_device
-from common.utils.body_samples import make_batch
 from main.model import Model
 from main.trainer import forward_losses, make_optimizer, optimize
 

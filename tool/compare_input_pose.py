@@ -18,11 +18,11 @@ import argparse  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from common.body.joint_sets import SMPL30  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from common.utils import preprocessing as pre  # noqa: E402
-from common.utils.joint_sets import SMPL30  # noqa: E402
-from common.utils.preprocessing import INPUT_CONF_THR  # noqa: E402
+from common.pipeline import preprocessing as pre  # noqa: E402
+from common.pipeline.preprocessing import INPUT_CONF_THR  # noqa: E402
 from data.dataset import get_dataset_class  # noqa: E402
 from main.config import load_config  # noqa: E402
 

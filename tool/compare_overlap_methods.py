@@ -40,9 +40,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.edges.overlap import overlap_edges  # noqa: E402
+from common.io import atomic_write_bytes  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from common.utils.io import atomic_write_bytes  # noqa: E402
-from common.utils.render import Renderer  # noqa: E402
+from common.render.renderer import Renderer  # noqa: E402
 
 THIN = 1e-3   # box area for undilated maps
 VARIANTS = (('canny', dict(method='canny')), ('geometric', dict(method='geometric')),
@@ -63,10 +63,10 @@ def within(a, b, tol=2.0):
 def synthetic_frames(root, splits, min_people=2, limit=0):
     """Frames (dicts as tool/bench_overlap.make_frames gives, plus 'image' RGB and 'name') of the scenes
     of a dataset in the 3DPW layout with at least `min_people` people."""
-    from common.utils.preprocessing import load_img
-    from common.utils.smpl import get_body_model
-    from data.scenes import scene_meshes
+    from common.body.smpl import get_body_model
+    from common.pipeline.preprocessing import load_img
     from data.Synthetic import Synthetic
+    from data.scenes import scene_meshes
     models = {g: get_body_model(g) for g in GENDERS}
     frames = []
     for split in splits:

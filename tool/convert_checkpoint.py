@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the rep
 import argparse  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
-from common.utils.io import atomic_torch_save  # noqa: E402
+from common.io import atomic_torch_save  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -34,8 +34,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from main.checkpoint import config_of, load_checkpoint, load_model_state
     from common.paths import resolve_path
+    from main.checkpoint import config_of, load_checkpoint, load_model_state
     from main.model import Model
     args = parse_args(argv)
     src, dst = resolve_path(args.src), Path(args.dst).resolve()

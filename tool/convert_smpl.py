@@ -17,7 +17,7 @@ import argparse  # noqa: E402
 
 from common.errors import UserError  # noqa: E402
 
-# where common.utils.smpl looks for official files (not imported here: --help should not load torch)
+# where common.body.smpl looks for official files (not imported here: --help should not load torch)
 DEFAULT_DST = Path(__file__).resolve().parents[1] / 'common' / 'utils' / 'human_model_files' / 'smpl'
 
 
@@ -33,7 +33,7 @@ def gender_of(name):
 
 def convert_folder(src, dst_dir):
     """Convert every SMPL pkl found under src; returns {gender: npz path}."""
-    from common.utils.smpl import convert_smpl_file
+    from common.body.smpl import convert_smpl_file
     src, dst_dir = Path(src), Path(dst_dir)
     found = {}
     for p in sorted(src.rglob('*.pkl')):
@@ -60,7 +60,7 @@ def main(argv=None):
     ap.add_argument('--out', help='the .npz to write (with --in)')
     args = ap.parse_args(argv)
     try:
-        from common.utils.smpl import convert_smpl_file
+        from common.body.smpl import convert_smpl_file
         if args.inp:
             if args.src or args.dst:
                 ap.error('use either --in/--out or SRC [DST_DIR], not both')

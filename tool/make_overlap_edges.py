@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.io import atomic_write_bytes  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from common.utils.io import atomic_write_bytes  # noqa: E402
 from data.scenes import EDGE_DIR, SEFD_EDGE_DATASETS, edge_path, scene_meshes, sefd_edge_paths  # noqa: E402
 
 DATASETS = ('PW3D', 'Synthetic', 'Human36M', 'MuCo', 'MSCOCO', 'MPII', 'CrowdPose')
@@ -38,8 +38,8 @@ _worker = {}
 
 
 def _init_worker(smpl_dir, vertices, method, occluding):
-    from common.utils.render import Renderer
-    from common.utils.smpl import get_body_model
+    from common.body.smpl import get_body_model
+    from common.render.renderer import Renderer
     _worker.update(renderer=Renderer(), method=method, occluding=occluding,
                    bodies=lambda g: get_body_model(g, smpl_dir, vertices))
 

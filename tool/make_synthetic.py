@@ -7,7 +7,7 @@
 
 Scenes of 1-5 posed, clothed people from the body model (official SMPL or the procedural stand-in)
 standing on a common floor, overlapping each other, in front of photographs or procedural rooms, with
-object occluders, rendered with common/utils/render.py. Output (read by data/PW3D and data/Synthetic):
+object occluders, rendered with common/render/renderer.py. Output (read by data/PW3D and data/Synthetic):
 
     <out>/data/3DPW_latest_{train,validation,test}.json    COCO-style, 3DPW fields + extras
     <out>/imageFiles/synth_<split>_<k>/image_<i>.jpg
@@ -135,7 +135,7 @@ def _init_worker():
     import logging
     import torch
     torch.set_num_threads(1)
-    logging.getLogger('common.utils.smpl').setLevel(logging.ERROR)
+    logging.getLogger('common.body.smpl').setLevel(logging.ERROR)
 
 
 def run_jobs(jobs, workers, progress):
@@ -162,7 +162,7 @@ def run_jobs(jobs, workers, progress):
 
 def _init_worker_local():
     import logging
-    logging.getLogger('common.utils.smpl').setLevel(logging.ERROR)
+    logging.getLogger('common.body.smpl').setLevel(logging.ERROR)
 
 
 def assemble(results, jobs):
@@ -295,7 +295,7 @@ def main(argv=None):
     workers = args.workers
     if workers is None:
         workers = 0 if len(jobs) < 64 else min(4, os.cpu_count() or 1)
-    from common.utils.smpl import find_official_model
+    from common.body.smpl import find_official_model
     procedural = find_official_model(args.model_dir, 'neutral') is None
 
     clean_old(out)

@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
+from common.io import atomic_write_text  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from common.utils.io import atomic_write_text  # noqa: E402
 from tool.experiments import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_exp, is_tested,  # noqa: E402
                               machine, mean_std, override, rel, result_path, run_script, test_stage,
                               train_stage, trained_snapshot)
@@ -473,9 +473,9 @@ def hard_samples(dataset, k, ann_ids):
 def draw_montage(qs, npz, path):
     import torch
 
+    from common import vis
+    from common.body.smpl import body_model
     from common.edges.base import build_edge
-    from common.utils import vis
-    from common.utils.smpl import body_model
     from data.dataset import get_dataset_class
     tcfg, _ = exp_config(qs, 'teacher')
     scfg, _ = exp_config(qs, 'student')
@@ -533,7 +533,7 @@ def read_scalars(tb_dir):
 
 
 def draw_curves(qs, path):
-    from common.utils import vis
+    from common import vis
     from main.model import TASK_TERMS
     task, distill, val = {}, {}, {}
     t_exp = qs.find_exp(qs.stage_dir('teacher', 0))
@@ -559,7 +559,7 @@ def draw_curves(qs, path):
 
 
 def draw_occlusion(rows, path, seeds):
-    from common.utils import vis
+    from common import vis
     sel = [(label, n, per_model) for label, n, per_model in rows if label == 'all' or label.startswith('occlusion')]
     groups = [f'{label.replace("occlusion ", "hidden ")}\n({n} people)' for label, n, _ in sel]
     panels = {}
@@ -586,7 +586,7 @@ def constant_mesh_reference(qs):
 
 
 def write_report(qs):
-    from common.utils.smpl import find_official_model
+    from common.body.smpl import find_official_model
     results, npz = load_results(qs)
     rows = table_rows(results)
     run = qs.run_dir

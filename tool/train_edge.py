@@ -119,10 +119,10 @@ def main(argv=None):
 
     from common.edges.learned import default_weights_path
     from common.edges.training import edge_losses
-    from data.edge_crops import EdgeCrops, StepSampler
+    from common.io import atomic_torch_save, atomic_write_text
     from common.nets.pretrained import read_checkpoint
-    from common.utils.io import atomic_torch_save, atomic_write_text
     from common.paths import resolve_path
+    from data.edge_crops import EdgeCrops, StepSampler
 
     progress = not args.no_progress
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))

@@ -34,14 +34,14 @@ Two methods, one option:
 
 `overlap_edges_crop` renders the map of one training crop directly at crop resolution (on the fly in a
 data loader), instead of warping a full-resolution map. Rendering in DataLoader workers: see the fork
-limitation in common/utils/render.py (workers must not be forked from a process that has rendered).
+limitation in common/render/renderer.py (workers must not be forked from a process that has rendered).
 """
 import math
 
 import cv2
 import numpy as np
 
-from common.utils.render import default_renderer
+from common.render.renderer import default_renderer
 
 METHODS = ('geometric', 'canny')
 DILATION_THRESHOLDS = (256.0, 4096.0, 65536.0)   # inclusive upper bounds of the area classes (px^2)
@@ -410,11 +410,11 @@ def overlap_edges(meshes, faces, focal, princpt, width, height, box_areas, metho
 
     meshes: list of [V, 3] camera-frame vertices (metres, OpenCV axes), one per person (numpy or torch),
       or an [N, V, 3] array. faces: [F, 3] shared, or one per mesh. focal (fx, fy) or one number,
-      princpt (cx, cy): the image's camera, in the renderer's pixel convention (common/utils/render.py).
+      princpt (cx, cy): the image's camera, in the renderer's pixel convention (common/render/renderer.py).
     box_areas: per person, the annotation box area w*h in THIS image's px^2 (picks its dilation size).
     method: 'geometric' or 'canny' (module docstring). part_ids: accepted for the renderer's interface;
       the maps do not depend on part ids.
-    renderer: a common.utils.render.Renderer (default: a shared one; its znear clips).
+    renderer: a common.render.renderer.Renderer (default: a shared one; its znear clips).
     return_all: also the edges of all people together (their visible contours, same dilation rule).
     occluding: geometric only; also each person's outline over the body of another (module docstring).
     Returns overlap [H, W] float32 in [0, 1], or (overlap, all_edges) with return_all.

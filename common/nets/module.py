@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common.body.joint_sets import GRAPH15
 from common.nets.layer import GraphConvBlock, GraphResBlock, graph_adjacency, init_head_weights, make_conv_layers
-from common.utils.joint_sets import GRAPH15
 
 
 @torch.no_grad()

@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.errors import UserError
+from common.geometry.transforms import matrix_to_axis_angle, rot6d_to_matrix
 from common.nets.pretrained import read_checkpoint, unwrap_state_dict
-from common.utils.transforms import matrix_to_axis_angle, rot6d_to_matrix
 
 NUM_BODY_JOINTS = 21
 # 6D of the identity rotation in the view(3,2) layout: columns a1=(1,0,0), a2=(0,1,0).

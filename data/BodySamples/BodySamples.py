@@ -2,8 +2,8 @@
 training loop and to benchmark it (`data.train_sets_3d=[BodySamples]`). It teaches nothing about images."""
 from torch.utils.data import Dataset
 
-from common.utils.body_samples import make_batch
-from common.utils.smpl import body_model
+from common.body.body_samples import make_batch
+from common.body.smpl import body_model
 from data.registry import DATASETS
 
 

@@ -21,10 +21,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from common.body.joint_sets import H36M17, SMPL30, map_joints, mapping_indices
 from common.errors import UserError
-from common.utils import preprocessing as pre
-from common.utils.joint_sets import H36M17, SMPL30, map_joints, mapping_indices
-from common.utils.metrics import evaluate_h36m
+from common.metrics import evaluate_h36m
+from common.pipeline import preprocessing as pre
 from data.dataset import BaseDataset, Record
 from data.registry import DATASETS
 from data.scenes import Person, Scene, camera_of, check_split, load_json, problem, report_problems, smpl_of

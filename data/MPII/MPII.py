@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.utils.joint_sets import MPII16
+from common.body.joint_sets import MPII16
 from data.dataset import BaseDataset
 from data.formats import coco_neuralannot
 from data.formats.coco_neuralannot import keypoints

@@ -14,7 +14,7 @@ The COCO-style + NeuralAnnot reader, shared with MPII and CrowdPose: data/format
 """
 from pathlib import Path
 
-from common.utils.joint_sets import COCO17, COCO19, add_midpoints
+from common.body.joint_sets import COCO17, COCO19, add_midpoints
 from data.dataset import BaseDataset
 from data.formats import coco_neuralannot
 from data.formats.coco_neuralannot import keypoints

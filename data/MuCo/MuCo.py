@@ -3,10 +3,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.utils import preprocessing as pre
-from common.utils.joint_sets import MUCO21
-from data.dataset import BaseDataset, Record, add_neighbours
+from common.body.joint_sets import MUCO21
+from common.pipeline import preprocessing as pre
 from data.Human36M.Human36M import h36m_fit_is_valid
+from data.dataset import BaseDataset, Record, add_neighbours
 from data.registry import DATASETS
 from data.scenes import (Person, Scene, camera_of, check_split, group_by_image, load_json, problem, report_problems,
                          smpl_of)

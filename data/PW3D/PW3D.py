@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.body.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints, openpose_to_smpl30
 from common.errors import UserError
+from common.metrics import evaluate_3dpw
+from common.pipeline import preprocessing as pre
 from common.registry import closest
-from common.utils import preprocessing as pre
-from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints, openpose_to_smpl30
-from common.utils.metrics import evaluate_3dpw
 from data.dataset import BaseDataset, Record, add_neighbours
 from data.registry import DATASETS
 from data.scenes import Person, Scene, camera_of, coco_images, load_json, problem, report_problems, smpl_of

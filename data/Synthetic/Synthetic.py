@@ -1,7 +1,7 @@
 """The synthetic crowd set (tool/make_synthetic.py), written in the 3DPW layout and read by the same code."""
 import numpy as np
 
-from common.utils.simulated_detector import DetectorScene, smpl30_to_openpose18
+from common.pipeline.simulated_detector import DetectorScene, smpl30_to_openpose18
 from data.PW3D import PW3D
 from data.registry import DATASETS
 

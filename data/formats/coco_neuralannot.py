@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.utils import preprocessing as pre
+from common.pipeline import preprocessing as pre
 from data.dataset import Record, add_neighbours
 from data.scenes import Person, Scene, camera_of, coco_images, load_json, problem, report_problems, smpl_of
 

@@ -4,7 +4,7 @@ import json
 import threading
 
 from common.errors import UserError
-from common.utils.io import atomic_write_text
+from common.io import atomic_write_text
 
 
 def read_state(path, default=None):

@@ -23,7 +23,7 @@ def _finite(x, n):
 def check_dataset(root, model_dir=None, max_lines=30, print_fn=print):
     """Returns (number of annotations checked, list of problem lines)."""
     import torch
-    from common.utils.smpl import get_body_model
+    from common.body.smpl import get_body_model
 
     root = Path(root)
     problems, checked = [], 0

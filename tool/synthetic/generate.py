@@ -2,7 +2,7 @@
 
 `make_image(job)` is what the worker processes run. Everything random comes from a generator seeded by
 (seed, image index, attempt), so the output does not depend on which worker makes which image or in
-what order. The renderer is created here, in the process that renders (see common/utils/render.py on
+what order. The renderer is created here, in the process that renders (see common/render/renderer.py on
 fork).
 """
 import dataclasses
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from common.body.joint_sets import OPENPOSE18
 from common.errors import UserError
-from common.utils.io import atomic_write_bytes
-from common.utils import simulated_detector as D
-from common.utils.joint_sets import OPENPOSE18
-from common.utils.render import default_renderer
+from common.io import atomic_write_bytes
+from common.pipeline import simulated_detector as D
+from common.render.renderer import default_renderer
 from tool.synthetic import appearance as A
 from tool.synthetic.scene import (GENDERS, SceneError, pose_people, place_people, sample_camera,
                                   sample_occluders, sample_person)
@@ -68,7 +68,7 @@ class Result:
 
 @functools.lru_cache(maxsize=None)
 def _models(model_dir):
-    from common.utils.smpl import get_body_model
+    from common.body.smpl import get_body_model
     return {g: get_body_model(g, model_dir) for g in GENDERS}
 
 

@@ -20,7 +20,7 @@ limits, and returns the 23 body joints as axis-angle (SMPL pose[3:72]).
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from common.utils.joint_sets import SMPL_24
+from common.body.joint_sets import SMPL_24
 
 BODY_JOINTS = SMPL_24[1:]  # the 23 joints after the root, in SMPL order (pose[3:72])
 _IDX = {n: i for i, n in enumerate(BODY_JOINTS)}

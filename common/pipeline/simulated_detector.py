@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.utils.joint_sets import OPENPOSE18, SMPL30, mapping_indices
+from common.body.joint_sets import OPENPOSE18, SMPL30, mapping_indices
 
 VISIBLE, SELF, PERSON, OBJECT, OUTSIDE = range(5)
 STATUS_NAMES = ('visible', 'self', 'person', 'object', 'outside')

@@ -9,8 +9,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from common.utils.joint_sets import H36M17, H36M_EVAL14
-from common.utils.transforms import procrustes_align
+from common.body.joint_sets import H36M17, H36M_EVAL14
+from common.geometry.transforms import procrustes_align
 
 
 def _as_tensor(x):

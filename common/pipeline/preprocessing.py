@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from common.utils.joint_sets import SMPL30
+from common.body.joint_sets import SMPL30
 
 __all__ = [
     'BadSample', 'load_img', 'get_bbox', 'process_bbox', 'AugConfig', 'get_aug_config', 'rotate_2d',

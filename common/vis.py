@@ -1,7 +1,7 @@
 """All drawing of the project: mesh overlays, edge maps as images, 2D poses, image grids, labelled montages,
 and the report plots (training curves, grouped and horizontal bar charts, with matplotlib's Agg backend).
 
-Images are HxWx3 uint8 RGB numpy arrays. Meshes are drawn with the one renderer (common/utils/render.py),
+Images are HxWx3 uint8 RGB numpy arrays. Meshes are drawn with the one renderer (common/render/renderer.py),
 in camera coordinates with a pinhole camera, in the OpenCV pixel convention of the data pipeline.
 """
 import cv2
@@ -42,7 +42,7 @@ def render_meshes(img, meshes, faces, focal, princpt, colors=None, alpha=0.85):
 def render_scene(img, meshes, faces, focal, princpt, colors=None, alpha=0.85):
     """render_meshes, returning (overlay, person id map HxW int32: the index of the mesh seen at each pixel,
     -1 where none)."""
-    from common.utils.render import Renderer
+    from common.render.renderer import Renderer
     img = to_uint8_image(img)
     meshes = [np.asarray(m.detach().cpu() if hasattr(m, 'detach') else m, np.float32) for m in meshes]
     if not meshes:
@@ -169,7 +169,7 @@ def save_image(path, img, quality=92):
     """An RGB image to .png or .jpg, written atomically (folders made)."""
     from pathlib import Path
 
-    from common.utils.io import atomic_write_bytes
+    from common.io import atomic_write_bytes
     path = Path(path)
     ext = path.suffix.lower() if path.suffix else '.png'
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in ('.jpg', '.jpeg') else []
@@ -190,7 +190,7 @@ def _pyplot():
 def _save_figure(fig, path, dpi=110):
     import io
 
-    from common.utils.io import atomic_write_bytes
+    from common.io import atomic_write_bytes
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
     atomic_write_bytes(path, buf.getvalue())

@@ -7,7 +7,7 @@ are exact (never blended at silhouettes).
 Conventions (pinned by tests/test_render.py)
 - Vertices are in CAMERA coordinates, metres, OpenCV axes: x right, y down, z forward.
 - Projection is the pinhole x_pix = fx*X/Z + cx, y_pix = fy*Y/Z + cy in the OpenCV pixel convention
-  of every camera and cv2 warp in the data pipeline (common/utils/preprocessing.py): pixel CENTRES sit
+  of every camera and cv2 warp in the data pipeline (common/pipeline/preprocessing.py): pixel CENTRES sit
   at INTEGER coordinates, pixel (u, v) (column u, row v, row 0 at the top of the image) covers
   [u-0.5, u+0.5) x [v-0.5, v+0.5), and it belongs to a triangle iff its centre (u, v) is inside the
   projected triangle. So a point projecting to x_pix = 10.0 lies at the centre of pixel column 10, and

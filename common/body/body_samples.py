@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from common.utils.joint_sets import SMPL30
-from common.utils.transforms import axis_angle_to_matrix, matrix_to_axis_angle, project_points
+from common.body.joint_sets import SMPL30
+from common.geometry.transforms import axis_angle_to_matrix, matrix_to_axis_angle, project_points
 
 
 def random_smpl_params(batch_size, generator, pose_std=0.2, shape_std=0.5):

@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from common.utils.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints
+from common.body.joint_sets import COCO17, COCO19, SMPL30, add_midpoints, map_joints
 
 __all__ = ['COCO_SIGMAS', 'KS', 'ERROR_TYPES', 'NUM_SAMPLES', 'oks_radii', 'error_probabilities',
            'synthesize_pose', 'synthesize_pose_types', 'to_coco17', 'replace_common_joints',

@@ -5,7 +5,7 @@
 
 Official files are looked up in `<model_dir>/smpl/` (see human_model_files/README.md for the names
 accepted); pkl files are read without chumpy. With no official file, a procedural SMPL-compatible body
-(common/utils/procedural_body.py) is generated once, cached under `<model_dir>/procedural/` and loaded
+(common/body/procedural_body.py) is generated once, cached under `<model_dir>/procedural/` and loaded
 through the very same smplx code path; its numbers are not comparable to published ones.
 
 The vertex count differs between the two models (never assume 6890): use `model.num_vertices`.
@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.body.joint_sets import H36M17, SMPL30
 from common.errors import UserError
-from common.utils.joint_sets import SMPL30, H36M17
+from common.paths import ROOT
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / 'human_model_files'
+DEFAULT_MODEL_DIR = ROOT / 'common' / 'utils' / 'human_model_files'   # where 3DCrowdNet keeps them
 GENDERS = ('neutral', 'male', 'female')
 REQUIRED_KEYS = ('v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights', 'kintree_table', 'f')
 NUM_BETAS = 10
@@ -301,12 +302,12 @@ def find_official_model(model_dir, gender):
 @functools.lru_cache(maxsize=None)
 def _generator_digest():
     """Short hash of the generator's source: any change to it invalidates the cached models."""
-    from common.utils import procedural_body
+    from common.body import procedural_body
     return hashlib.sha1(Path(procedural_body.__file__).read_bytes()).hexdigest()[:8]
 
 
 def procedural_model_path(model_dir, gender, n_vertices):
-    from common.utils.procedural_body import GENERATOR_VERSION
+    from common.body.procedural_body import GENERATOR_VERSION
     return (_model_dir(model_dir) / 'procedural' / f'SMPL_{_gender(gender).upper()}_n{int(n_vertices)}'
             f'_v{GENERATOR_VERSION}-{_generator_digest()}.npz')
 
@@ -317,7 +318,7 @@ _lock = threading.RLock()
 
 def _procedural_arrays(model_dir, gender, n_vertices):
     """Load the cached procedural model, generating (and caching) it when absent or unreadable."""
-    from common.utils import procedural_body
+    from common.body import procedural_body
     path = procedural_model_path(model_dir, gender, n_vertices)
     if path.is_file():
         try:

@@ -5,7 +5,7 @@ machine. It has SMPL's 24-joint tree, joint names, axes and rough proportions (m
 body's left, z forward; T-pose), one closed genus-0 triangle mesh with a head, arms, hands, legs and
 feet, linear-blend-skinning weights, 10 shape directions, a J_regressor, an H36M-17 regressor and
 landmark vertices (nose, eyes, ears, head top). `generate()` returns the arrays under the official
-keys plus extras; `common.utils.smpl` writes them to an npz and loads them through `smplx`.
+keys plus extras; `common.body.smpl` writes them to an npz and loads them through `smplx`.
 
 How the surface is made: a quad cage (a subdivided box for the torso, from which the legs, arms, the
 neck/head and then the feet are extruded, so the mesh is a closed 2-manifold by construction) is
@@ -14,7 +14,7 @@ tangentially. Nothing is random: the same vertex budget gives the same bytes.
 """
 import numpy as np
 
-from common.utils.joint_sets import SMPL_24, SMPL_PARENTS, SMPL30, H36M17
+from common.body.joint_sets import SMPL_24, SMPL_PARENTS, SMPL30, H36M17
 
 GENERATOR_VERSION = 1
 NUM_BETAS = 10
