@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from common.errors import UserError
 from common.nets.pretrained import load_backbone_state, register_backbone
-from common.nets.resnet import BasicBlock, Bottleneck
+from common.nets.resnet import BasicBlock, Bottleneck, he_init
 
 HEAD_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.')
 WIDTHS = (32, 48)
@@ -105,12 +105,7 @@ class HRNet(nn.Module):
 
     def init_weights(self):
         """HRNet's from-scratch init (cls_hrnet.py): conv kaiming normal (fan_out, relu), BN (1, 0)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     def forward_early(self, x):
         x = self.relu(self.bn1(self.conv1(x)))

@@ -23,6 +23,17 @@ def conv1x1(cin, cout, stride=1):
     return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
 
 
+def he_init(net):
+    """From-scratch init of ResNet and HRNet (torchvision's, cls_hrnet.py's): conv He-normal (fan_out, relu),
+    BN (1, 0)."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class BasicBlock(nn.Module):
     CONV_BN = (('conv1', 'bn1'), ('conv2', 'bn2'))   # bn(conv(x)) pairs (common/nets/frozen.py folds them)
     expansion = 1
@@ -111,12 +122,7 @@ class ResNet(nn.Module):
         was only ever overwritten by ImageNet weights there; trained from scratch under Adam its tiny weights make
         every step a ~10% relative change of each conv (BatchNorm makes the conv's scale irrelevant to its output,
         not to Adam's step)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     def forward_early(self, x):
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
