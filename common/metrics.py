@@ -1,4 +1,5 @@
-"""Evaluation metrics: the one place MPJPE, PA-MPJPE, MPVPE and the 3DPW protocol are defined.
+"""Evaluation metrics: the one place MPJPE, PA-MPJPE, MPVPE and the 3DPW protocol, and the 2D keypoint metrics of
+SEFD's other benchmarks (COCO keypoint AP through pycocotools, PCKh), are defined.
 
 Per-sample functions take [B,N,3] (any leading dims) torch tensors or numpy arrays and return one
 value per sample, computed in float64, in the input units times `scale` (scale=1000 for m -> mm).
@@ -158,3 +159,57 @@ class MetricAccumulator:
     def summary(self):
         """{name: mean over all samples}; {} before any add()."""
         return {k: float(v.mean()) if v.size else float('nan') for k, v in self.per_sample().items()}
+
+
+# ---------------------------------------------------------------------------------------------- 2D keypoints
+COCO17_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10
+CROWDPOSE14_SIGMAS = np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]) / 10
+
+
+def keypoint_ap(gt, detections, sigmas=COCO17_SIGMAS):
+    """COCO keypoint AP, AP50, AP75 (pycocotools' COCOeval, iouType 'keypoints', OKS with `sigmas`).
+
+    gt: a COCO-style dict (images, annotations with keypoints [J*3], area, iscrowd, num_keypoints; categories);
+    detections: [{image_id, category_id, keypoints [J*3], score}]. Returns {'ap', 'ap50', 'ap75'} in [0, 1]; with no
+    detection at all, zeros."""
+    import contextlib
+    import copy
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    if not detections:
+        return {'ap': 0.0, 'ap50': 0.0, 'ap75': 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints its progress
+        coco = COCO()
+        coco.dataset = copy.deepcopy(gt)
+        coco.createIndex()
+        dets = coco.loadRes(copy.deepcopy(list(detections)))
+        ev = COCOeval(coco, dets, 'keypoints')
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {'ap': float(ev.stats[0]), 'ap50': float(ev.stats[1]), 'ap75': float(ev.stats[2])}
+
+
+def head_size_from_box(head_boxes):
+    """MPII's head size: 0.6 x the diagonal of the annotated head box [N,4] (x1, y1, x2, y2)."""
+    b = np.asarray(head_boxes, np.float64)
+    return 0.6 * np.linalg.norm(b[:, 2:4] - b[:, 0:2], axis=1)
+
+
+def head_size_from_joints(joints, top, neck):
+    """LSP-style head size: the length of the head segment, head top to neck, [N,J,2+] -> [N]."""
+    j = np.asarray(joints, np.float64)
+    return np.linalg.norm(j[:, top, :2] - j[:, neck, :2], axis=1)
+
+
+def pckh(pred, gt, visible, head_size, thr=0.6):
+    """PCKh@thr: the fraction of visible GT joints whose prediction lies within thr x the person's head size.
+    pred, gt [N,J,2] (px), visible [N,J] bool, head_size [N] (px). Returns (overall, per-joint [J]) fractions."""
+    pred, gt = np.asarray(pred, np.float64)[..., :2], np.asarray(gt, np.float64)[..., :2]
+    vis = np.asarray(visible, bool)
+    hit = (np.linalg.norm(pred - gt, axis=-1) <= thr * np.asarray(head_size, np.float64)[:, None]) & vis
+    per_joint = hit.sum(0) / np.maximum(vis.sum(0), 1)
+    return float(hit.sum() / max(vis.sum(), 1)), per_joint
