@@ -79,10 +79,11 @@ CROWD_SEQUENCES = ('courtyard_hug_00', 'courtyard_dancing_00')            # 3DPW
 OC_PREFIXES = ('courtyard_backpack', 'courtyard_basketball', 'courtyard_bodyScannerMotions', 'courtyard_box',
                'courtyard_golf', 'courtyard_jacket', 'courtyard_laceShoe', 'downtown_stairs', 'flat_guitar',
                'flat_packBags', 'outdoors_climbing', 'outdoors_crosscountry', 'outdoors_fencing',
-               'outdoors_freestyle', 'outdoors_golf', 'outdoors_parcours', 'outdoors_slalom')  # 3DPW-OC (PARE)
+               'outdoors_freestyle', 'outdoors_golf', 'outdoors_parcours', 'outdoors_slalom')  # 3DPW-OC (PARE, ROMP)
 PC_RANGES = {'courtyard_basketball_00': (200, 280), 'courtyard_captureSelfies_00': (500, 600),
              'courtyard_dancing_00': (60, 370), 'courtyard_dancing_01': (60, 270),
              'courtyard_hug_00': (100, 500), 'downtown_bus_00': (1620, 1900)}       # 3DPW-PC (ROMP), frames [a, b)
+# (both lists as ROMP's romp/lib/dataset/pw3d.py has them: PW3D_OCsubset by sequence prefix, PW3D_PCsubset by frame)
 SUBSETS = {
     '': (('test',), lambda seq, frame: True),
     'crowd': (('validation',), lambda seq, frame: seq in CROWD_SEQUENCES),
