@@ -105,6 +105,7 @@ def test_3dpw_subsets_select_their_sequences_and_frames(tmp_path):
         return sorted((r.img_path.parent.name, int(r.img_path.stem[-5:])) for r in ds.records)
     assert names('crowd') == [('courtyard_hug_00', f) for f in (99, 100, 499, 500)]
     assert names('oc') == [('courtyard_golf_00', 1), ('flat_guitar_01', 7), ('outdoors_fencing_01', 3)]
+    assert names('occ') == [('flat_guitar_01', 7)]   # VisDB's: the occluded sequences of the test split
     assert names('pc') == [('courtyard_hug_00', 100), ('courtyard_hug_00', 499),
                            ('downtown_bus_00', 1620), ('downtown_bus_00', 1899)]
     assert [n for n, _ in names('')] == ['downtown_bus_00'] * 4 + ['flat_guitar_01']

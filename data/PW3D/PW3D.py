@@ -83,11 +83,13 @@ OC_PREFIXES = ('courtyard_backpack', 'courtyard_basketball', 'courtyard_bodyScan
 PC_RANGES = {'courtyard_basketball_00': (200, 280), 'courtyard_captureSelfies_00': (500, 600),
              'courtyard_dancing_00': (60, 370), 'courtyard_dancing_01': (60, 270),
              'courtyard_hug_00': (100, 500), 'downtown_bus_00': (1620, 1900)}       # 3DPW-PC (ROMP), frames [a, b)
-# (both lists as ROMP's romp/lib/dataset/pw3d.py has them: PW3D_OCsubset by sequence prefix, PW3D_PCsubset by frame)
+# (both lists as ROMP's romp/lib/dataset/pw3d.py has them: PW3D_OCsubset by sequence prefix, PW3D_PCsubset by frame;
+# VisDB's 3DPW-OCC, data/PW3D/PW3D.py with cfg.pw3d_occ, keeps the same prefixes within the test split)
 SUBSETS = {
     '': (('test',), lambda seq, frame: True),
     'crowd': (('validation',), lambda seq, frame: seq in CROWD_SEQUENCES),
     'oc': (SPLITS, lambda seq, frame: seq.rsplit('_', 1)[0] in OC_PREFIXES),
+    'occ': (('test',), lambda seq, frame: seq.rsplit('_', 1)[0] in OC_PREFIXES),   # 3DPW-OCC (VisDB): the test split's
     'pc': (SPLITS, lambda seq, frame: seq in PC_RANGES and PC_RANGES[seq][0] <= frame < PC_RANGES[seq][1]),
 }
 
