@@ -254,6 +254,16 @@ def test_h36m_missing_fit_and_fit_error_filter(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------- MuCo
+def both_paths(module, name, data_root, caplog):
+    """(image ids of the tools' scenes, their problem count, image ids of the training records, whether training
+    warned of as many skipped annotations) of dataset `name` under data_root."""
+    scenes, problems = module.read_scenes(data_root / name)
+    with caplog.at_level(logging.WARNING, logger='sefd'):
+        ds = make(name, data_root)
+    return (sorted(s.key.split()[1] for s in scenes), len(problems), sorted({r.key.split()[1] for r in ds.records}),
+            f'skipped {len(problems)} bad annotation(s)' in caplog.text)
+
+
 def test_muco_bad_entries_skipped_and_counted_alike_by_the_tools_and_training(tmp_path, caplog):
     """One parse (MuCo.read_annotations) feeds both paths: an image with a malformed fit or camera is skipped and
     named by both."""
@@ -264,12 +274,7 @@ def test_muco_bad_entries_skipped_and_counted_alike_by_the_tools_and_training(tm
     del db['images'][1]['f']                                               # image 1: no camera
     (r / 'data' / 'smpl_param.json').write_text(json.dumps(fits))
     (r / 'data' / 'MuCo-3DHP.json').write_text(json.dumps(db))
-    scenes, problems = muco_module.read_scenes(r)
-    assert sorted(s.key.split()[1] for s in scenes) == ['2', '3'] and len(problems) == 2
-    with caplog.at_level(logging.WARNING, logger='sefd'):
-        ds = make('MuCo', tmp_path)
-    assert sorted(rec.key.split()[1] for rec in ds.records) == ['2', '3']
-    assert 'skipped 2 bad annotation(s)' in caplog.text
+    assert both_paths(muco_module, 'MuCo', tmp_path, caplog) == (['2', '3'], 2, ['2', '3'], True)
 
 
 def test_muco_takes_the_closest_person_of_each_image_once(tmp_path):
@@ -329,12 +334,7 @@ def test_coco_neuralannot_bad_entries_skipped_and_counted_alike_by_the_tools_and
     db['annotations'].append({**db['annotations'][-1], 'id': 99, 'image_id': 42})  # an image id not listed
     (r / 'annotations' / 'MSCOCO_train_SMPL_NeuralAnnot.json').write_text(json.dumps(fits))
     (r / 'annotations' / 'person_keypoints_train2017.json').write_text(json.dumps(db))
-    scenes, problems = coco_module.read_scenes(r)
-    assert sorted(s.key.split()[1] for s in scenes) == ['1', '2'] and len(problems) == 2
-    with caplog.at_level(logging.WARNING, logger='sefd'):
-        ds = make('MSCOCO', tmp_path)
-    assert sorted({rec.key.split()[1] for rec in ds.records}) == ['1', '2']
-    assert 'skipped 2 bad annotation(s)' in caplog.text
+    assert both_paths(coco_module, 'MSCOCO', tmp_path, caplog) == (['1', '2'], 2, ['1', '2'], True)
 
 
 def test_mscoco_skips_crowds_and_empty_persons_and_keeps_unlabelled_joints_invalid(tmp_path):
