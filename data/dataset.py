@@ -27,12 +27,12 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from common.body.joint_sets import COCO17, SMPL30, JointSet, map_joints, openpose_to_smpl30
+from common.body.smpl import body_model
 from common.errors import UserError
 from common.paths import ROOT
 from common.pipeline import preprocessing as pre
 from common.pipeline.posefix import (bbox_area_in_crop, detector_joints, overlapping, replace_common_joints,
                                   synthesize_pose, to_coco17)
-from common.body.smpl import body_model
 from data.edge_inputs import EdgeInputs
 from data.registry import DATASETS
 from data.scenes import Person, Scene
