@@ -15,6 +15,7 @@ S = model.input_size, G = S/4 the heatmap grid):
            is_valid_fit [1]; is_3D [1]
 The test sample of 3DPW is documented in data/PW3D/PW3D.py.
 """
+import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from common.pipeline import preprocessing as pre
 from common.pipeline.posefix import (bbox_area_in_crop, detector_joints, overlapping, replace_common_joints,
                                   synthesize_pose, to_coco17)
 from data.edge_inputs import EdgeInputs
+from data.image_cache import DecodedImages
 from data.registry import DATASETS
 from data.scenes import Person, Scene
 
@@ -140,6 +142,8 @@ class BaseDataset(Dataset):
         self.bad = set()  # indices of records found bad (per worker process)
         self.edges = EdgeInputs(self)
         self._meshes = OrderedDict()
+        self._batch_fits = {}
+        self.images = DecodedImages(cfg.data.image_cache_mb / max(1, cfg.data.num_workers))
         log.info(f'{self.name} {split}: {len(self.records)} samples')
 
     def load_records(self):
@@ -150,6 +154,9 @@ class BaseDataset(Dataset):
 
     def body(self, gender='neutral'):
         return body_model(self.cfg.model, gender)
+
+    def load_img(self, rec):
+        return self.images.get(('image', rec.img_path), lambda: pre.load_img(rec.img_path))
 
     def __getitem__(self, index):
         for k in range(len(self.records)):
@@ -169,7 +176,7 @@ class BaseDataset(Dataset):
     # ------------------------------------------------------------------------------------------ sample
     def get_sample(self, rec, rng):
         S, G, js = self.size, self.hm, rec.joint_set
-        img = pre.load_img(rec.img_path)
+        img = self.load_img(rec)
         aug = pre.get_aug_config(rng, self.train)
         W = img.shape[1]  # the pixels' width: an annotation's width may be wrong (CrowdPose stores it swapped)
         detected, bbox = None, rec.bbox
@@ -240,7 +247,7 @@ class BaseDataset(Dataset):
     def test_inputs(self, rec, pose30, conf_thr):
         """A test sample's inputs and meta: the crop of rec.bbox without augmentation, and the input 2D pose
         pose30 [30,3] (SMPL-30, image px, confidence; joints at or below conf_thr are masked out)."""
-        img = pre.load_img(rec.img_path)
+        img = self.load_img(rec)
         patch, img2bb, bb2img, joints, mask = pre.test_crop(img, rec.bbox, pose30, conf_thr, self.size)
         inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
                   'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask),
@@ -291,10 +298,8 @@ class BaseDataset(Dataset):
         return self.smpl_mesh(pose, shape, trans, gender)[1]
 
     def smpl_mesh(self, pose, shape, trans, gender='neutral'):
-        t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)[None]  # noqa: E731
-        with torch.no_grad():
-            v, j = self.body(gender)(t(pose), t(shape), t(trans))
-        return v[0].numpy().astype(np.float64), j[0].numpy().astype(np.float64)
+        v, j = self.smpl_meshes([(pose, shape, trans)], gender)
+        return v[0], j[0]
 
     def fit_targets(self, rec, aug, img2bb, W, gt_rel):
         S, G = self.size, self.hm
@@ -306,9 +311,10 @@ class BaseDataset(Dataset):
                  'trunc': np.zeros((30, 1), np.float32), 'param_valid': param_valid.reshape(72), 'valid': 0.0}
         if rec.person is None:
             return empty
-        p = rec.person
-        pose, shape, trans, verts, joints = self.cached(('fit', id(rec), aug.do_flip, W),
-                                                        lambda: self.fitted_mesh(p, aug.do_flip, W))
+        p, key = rec.person, ('fit', id(rec), aug.do_flip, W)
+        fit = self._batch_fits.get(key)
+        pose, shape, trans, verts, joints = fit if fit is not None else \
+            self.cached(key, lambda: self.fitted_mesh(p, aug.do_flip, W))
         root = joints[SMPL30.root_idx]
         proj = joints[:, :2] / joints[:, 2:] * np.asarray(p.focal) + np.asarray(p.princpt)
         jimg = np.zeros((30, 3), np.float32)
@@ -320,6 +326,40 @@ class BaseDataset(Dataset):
                 'shape': (shape if np.abs(shape).max() <= 3 else np.zeros(10)).astype(np.float32),
                 'trunc': pre.truncation_mask(jimg, np.ones(30), (G, G), G), 'param_valid': param_valid.reshape(72),
                 'valid': float(valid)}
+
+    @contextlib.contextmanager
+    def batch_fits(self, indices):
+        """Within it, the fitted meshes (mirrored and not) of records `indices` come from two batched body-model calls
+        per gender, not from one or two calls per sample (per call, not per person, is what costs: 16 people in
+        one call take the time of 3-4 single calls). A sample's values then depend only on its batch, never on what
+        the worker drew before, so a resumed run draws the same samples."""
+        recs = [self.records[i] for i in dict.fromkeys(indices) if self.train and 0 <= i < len(self.records)
+                and i not in self.bad and self.records[i].person is not None]
+        fits = {}
+        for g in {r.person.gender for r in recs}:
+            group = [r for r in recs if r.person.gender == g]
+            params = [self.camera_frame_smpl(r.person) for r in group]
+            flipped = []
+            for r, prm, vj in zip(group, params, zip(*self.smpl_meshes(params, g))):
+                p, W = r.person, r.img_shape[1]
+                fits[('fit', id(r), False, W)] = (*prm, *vj)
+                root = vj[1][SMPL30.root_idx]
+                flipped.append((pre.flip_smpl_pose(prm[0]), prm[1],
+                                pre.flip_smpl_translation(prm[2], root, p.focal[0], p.princpt[0], W)))
+            for r, prm, vj in zip(group, flipped, zip(*self.smpl_meshes(flipped, g))):
+                fits[('fit', id(r), True, r.img_shape[1])] = (*prm, *vj)
+        self._batch_fits = fits
+        try:
+            yield
+        finally:
+            self._batch_fits = {}
+
+    def smpl_meshes(self, params, gender):
+        """(vertices [N,V,3], joints [N,30,3]) float64 of N (pose, shape, trans), in one body-model call."""
+        t = lambda k: torch.as_tensor(np.stack([q[k] for q in params]), dtype=torch.float32)  # noqa: E731
+        with torch.no_grad():
+            v, j = self.body(gender)(t(0), t(1), t(2))
+        return v.numpy().astype(np.float64), j.numpy().astype(np.float64)
 
     def fitted_mesh(self, p, do_flip, W):
         """(pose, shape, trans, verts, joints) of person p's fit in the camera frame, mirrored when do_flip."""

@@ -66,15 +66,7 @@ class EdgeInputs:
         ds = self.ds
         S = ds.size
         if ds.cfg.edge.overlap_source == 'file':
-            path, tried = find_edge_file(ds.name, ds.root, rec.image_rel)
-            if path is None:
-                sefd = f" and SEFD's {tried[1]} (+{len(tried) - 2} other SEFD names)" if len(tried) > 1 else ''
-                raise pre.BadSample(tried[0], f'missing overlap edge (looked for it{sefd}); make them with: python '
-                                              f'tool/make_overlap_edges.py --dataset {ds.name}')
-            edge = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if edge is None or edge.shape[1] != W:   # W: the image's own width (full-frame maps only)
-                raise pre.BadSample(path, 'unreadable overlap edge' if edge is None else
-                                    f'overlap edge {edge.shape[1]} px wide, the image {W} px: not a full-frame map')
+            edge = ds.images.get(('overlap_edge', rec.image_rel), lambda: self.read_edge_file(rec, W))
             return pre.warp_map(edge.astype(np.float32) / 255, img2bb, (S, S), do_flip=do_flip).astype(np.float32)
         if rec.scene is None or len(rec.scene.people) < 2:
             return np.zeros((S, S), np.float32)  # nobody to hide anyone
@@ -85,3 +77,17 @@ class EdgeInputs:
         ec = ds.cfg.edge
         return overlap_edges_crop(meshes, bodies['neutral'].faces, f, c, trans, (S, S), areas,
                                   method=ec.overlap_method, occluding=ec.overlap_occluding).astype(np.float32)
+
+    def read_edge_file(self, rec, W):
+        """The full-frame overlap edge map [H,W] uint8 of rec's image; W: the image's own width."""
+        ds = self.ds
+        path, tried = find_edge_file(ds.name, ds.root, rec.image_rel)
+        if path is None:
+            sefd = f" and SEFD's {tried[1]} (+{len(tried) - 2} other SEFD names)" if len(tried) > 1 else ''
+            raise pre.BadSample(tried[0], f'missing overlap edge (looked for it{sefd}); make them with: python '
+                                          f'tool/make_overlap_edges.py --dataset {ds.name}')
+        edge = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if edge is None or edge.shape[1] != W:
+            raise pre.BadSample(path, 'unreadable overlap edge' if edge is None else
+                                f'overlap edge {edge.shape[1]} px wide, the image {W} px: not a full-frame map')
+        return edge

@@ -4,6 +4,7 @@ The data order and every sample's augmentation are functions of (train.seed, epo
 (EpochSampler + SeededSamples), so a run killed at any moment and continued from its last checkpoint retraces the
 same steps as an uninterrupted one.
 """
+import contextlib
 import math
 import random
 
@@ -82,6 +83,13 @@ class SeededSamples(Dataset):
             finally:
                 np.random.set_state(np_state)
                 random.setstate(py_state)
+
+
+    def __getitems__(self, items):
+        """A batch (DataLoader's batched fetch): the dataset's per-batch work (BaseDataset.batch_fits) done once."""
+        batch = getattr(self.dataset, 'batch_fits', None)
+        with batch([i for i, _ in items]) if batch is not None else contextlib.nullcontext():
+            return [self[item] for item in items]
 
 
 def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False):

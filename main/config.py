@@ -77,6 +77,8 @@ class DataConfig:
     test_set: str = 'PW3D'
     root: str = ''                 # '' = data/ of this repository
     num_workers: int = 4
+    image_cache_mb: int = 1024     # decoded images (and overlap edge files) kept in memory, shared out among the
+                                   # loader workers (data/image_cache.py); 0: decode every time
     on_bad_sample: str = 'skip'    # skip | error
     input_pose: str = 'detector'   # the training input 2D pose. detector: what the test-time detector gives (its
                                    # joints only: COCO-17 + neck + pelvis; missed joints absent; the synthetic set

@@ -457,6 +457,42 @@ def test_flipped_3d_sample_is_the_mirror_of_the_unflipped_one(datasets):
         np.testing.assert_allclose(pre.flip_smpl_pose(b['pose_param'].astype(np.float64)), a['pose_param'], atol=1e-5)
 
 
+
+# ------------------------------------------------------------------------------------ batched fits
+@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('do_flip', [False, True])
+def test_batched_fits_give_the_per_sample_targets(name, do_flip, datasets, monkeypatch):
+    """A loader batch's fitted meshes come from one body-model call per gender and mirror (BaseDataset.batch_fits):
+    the samples are those of the per-sample path (to float32 rounding), and no sample calls the body model alone."""
+    ds = datasets[name]
+    aug = pre.AugConfig(rot=20.0, do_flip=do_flip)
+    idx = range(len(ds))
+    single = [sample(ds, i, aug) for i in idx]
+    monkeypatch.setattr(ds, 'fitted_mesh', lambda *a: pytest.fail('a sample of the batch called the body model'))
+    monkeypatch.setattr(ds, 'cached', lambda key, make: make())  # nothing from an earlier sample
+    with ds.batch_fits(list(idx)):
+        batched = [sample(ds, i, aug) for i in idx]
+    assert any(b['is_valid_fit'][0] for b in batched)
+    for a, b in zip(single, batched):
+        assert a.keys() == b.keys()
+        for k in a:   # grid px and metres; float32 rounding of a batched matrix product is ~1e-6 of the values
+            np.testing.assert_allclose(b[k], a[k], atol=1e-3 if k.endswith('_img') else 1e-5, err_msg=k)
+
+
+def test_decoded_images_are_kept_least_recently_used_and_read_only():
+    from data.image_cache import DecodedImages
+    cache, loads = DecodedImages(max_mb=3 / 2 ** 20 * 2 ** 10), []   # room for 3 KiB
+    load = lambda key: lambda: loads.append(key) or np.zeros(1024, np.uint8)  # noqa: E731
+    for key in ['a', 'b', 'a', 'c', 'd', 'a', 'b']:   # 1 KiB each: 'b' is the oldest when 'd' comes
+        img = cache.get(key, load(key))
+    assert loads == ['a', 'b', 'c', 'd', 'b']
+    assert cache.bytes == 3 * 1024 and list(cache.items) == ['d', 'a', 'b']
+    with pytest.raises(ValueError):
+        img[0] = 1
+    big = cache.get('big', lambda: np.zeros(4096, np.uint8))   # larger than the cache: returned, not kept
+    assert 'big' not in cache.items and not big.flags.writeable
+
+
 # ------------------------------------------------------------------------------------ broken inputs
 @pytest.mark.parametrize('name,expected', [
     ('Human36M', 'Human36M_subject1_data.json'),

@@ -5,7 +5,7 @@
 
 Stage: `main/train.py` as the quickstart runs it (its loader worker, the teacher's overlap edges read from the files
 the quickstart's data stage renders, logging, a checkpoint every 50 iterations and at the end, validation after the
-epoch), for --iters iterations; its rate is iterations x batch / the process's
+epoch), for one epoch of at most --iters iterations; its rate is iterations x batch / the process's
 wall time (start-up included). Bare step: forward, backward and the optimizer step of the same model on one batch
 of the same loader, already in memory, in this process. The two are interleaved (bare, stage, bare, stage, ...) so
 that a shared machine's drift hits both, and the ratio stage / bare is printed per model (target >= 0.70). Uses the
@@ -38,7 +38,8 @@ MODELS = ('baseline', 'teacher')
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--models', default=','.join(MODELS), help=f'comma-separated, of {MODELS}')
-    ap.add_argument('--iters', type=int, default=146, help='iterations of each stage run (small: one epoch = 146)')
+    ap.add_argument('--iters', type=int, default=146,
+                    help='iterations per stage run at most (small: one epoch = 146; fewer on a smaller set)')
     ap.add_argument('--reps', type=int, default=1, help='stage runs per model (each between two bare timings)')
     ap.add_argument('--data', default='', help='data.root with Synthetic/ (default: the quickstart\'s, else made)')
     ap.add_argument('--amp', action='store_true', help='train.py --amp (the precision it picks is printed)')
@@ -88,7 +89,9 @@ def bare_step(cfg_path, overrides):
     ds = build_train_dataset(cfg)
     batch = next(iter(make_loader(SeededSamples(ds), cfg, cfg.train.batch_size, torch.device('cpu'),
                                   sampler=[(i, i) for i in SequentialSampler(range(cfg.train.batch_size))])))
-    return train_step(cfg, None, batch, torch.device('cpu')), cfg
+    # one process runs max(1, len // batch) iterations an epoch (the trainer's count), capped by train.max_iters
+    iters = min(max(1, len(ds) // cfg.train.batch_size), cfg.train.max_iters)
+    return train_step(cfg, None, batch, torch.device('cpu')), cfg, iters
 
 
 def stage_run(cfg_path, overrides, work, amp):
@@ -112,22 +115,21 @@ def main(argv=None):
         for model in args.models:
             cfg_path, overrides = stage_overrides(model, root, args.iters)
             overrides += ['train.amp=true'] if args.amp else []
-            step, cfg = bare_step(cfg_path, overrides)
+            step, cfg, iters = bare_step(cfg_path, overrides)
             bs = cfg.train.batch_size
             bare, stage = [], []
             for rep in range(args.reps):
                 bare += interleaved({'bare': step}, 5, warmup=2 if rep == 0 else 0)['bare']
                 stage.append(stage_run(cfg_path, overrides, work, args.amp))
-                print(f'{model}: stage run {rep + 1}: {args.iters * bs / stage[-1]:.1f} samples/s '
-                      f'({stage[-1]:.0f} s for {args.iters} iterations)', flush=True)
+                print(f'{model}: stage run {rep + 1}: {iters * bs / stage[-1]:.1f} samples/s '
+                      f'({stage[-1]:.0f} s for {iters} iterations)', flush=True)
             bare += interleaved({'bare': step}, 5, warmup=0)['bare']
-            r_bare, r_stage = bs / statistics.median(bare), args.iters * bs / statistics.median(stage)
-            rows.append((model, r_bare, r_stage))
-        print(f'\n{cfg.model.backbone}, {cfg.model.input_size} px, batch {bs}, {args.iters} iterations per stage run, '
-              f'data {rel(root)}')
-        print(f'{"model":<10}{"bare step":>14}{"stage":>14}{"stage / bare":>15}')
-        for model, r_bare, r_stage in rows:
-            print(f'{model:<10}{r_bare:>10.1f} s/s{r_stage:>10.1f} s/s{r_stage / r_bare:>15.2f}')
+            r_bare, r_stage = bs / statistics.median(bare), iters * bs / statistics.median(stage)
+            rows.append((model, r_bare, r_stage, iters))
+        print(f'\n{cfg.model.backbone}, {cfg.model.input_size} px, batch {bs}, data {rel(root)}')
+        print(f'{"model":<10}{"iterations":>11}{"bare step":>14}{"stage":>14}{"stage / bare":>15}')
+        for model, r_bare, r_stage, iters in rows:
+            print(f'{model:<10}{iters:>11}{r_bare:>10.1f} s/s{r_stage:>10.1f} s/s{r_stage / r_bare:>15.2f}')
         print('(s/s: samples per second; the stage includes process start-up, the loader, logging, checkpoints and '
               'the validation after the epoch)')
 
