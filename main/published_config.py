@@ -9,7 +9,8 @@ the file and why. Anything else is left to the config's own unknown-key error.
 | published key                       | here                                                               |
 |-------------------------------------|--------------------------------------------------------------------|
 | trainset_3d / trainset_2d / testset | data.train_sets_3d / data.train_sets_2d / data.test_set (a name    |
-|                                     |   without a loader in data/ is rejected: AGORA, LSP, OCHuman, ...) |
+|                                     |   without a loader in data/ is rejected: AGORA, DOH50K, ...;       |
+|                                     |   testset CrowdPose_test = CrowdPose, whose test split is read)    |
 | lr, lr_backbone, lr_dec_factor      | train.lr, train.lr_backbone (honoured here; the published set_lr   |
 |                                     |   ran every group at lr), train.lr_dec_factor                      |
 | lr_dec_epoch, end_epoch             | train.lr_dec_epochs, train.end_epoch                               |
@@ -137,6 +138,10 @@ def datasets_here():
     return DATASETS.names()
 
 
+# SEFD's test files name some sets by their split; here the split is the loader's (test)
+PUBLISHED_TEST_SETS = {'CrowdPose_test': 'CrowdPose'}
+
+
 class _Translation:
     def __init__(self, path):
         self.path, self.out, self.notes = path, {}, []
@@ -152,6 +157,7 @@ class _Translation:
         self.notes.append((key, f'ignored ({why})'))
 
     def dataset(self, key, name):
+        name = PUBLISHED_TEST_SETS.get(name, name) if key == 'testset' else name
         have = datasets_here()
         if name not in have:
             self.reject(key, f'no loader for dataset {name!r} (loaders: {", ".join(have)})')

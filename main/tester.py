@@ -3,7 +3,9 @@ metrics and predictions, summarise them overall and by group (occlusion level, p
 
 A test set provides `evaluate(out, targets) -> {metric: per-sample values (mm)}` and may provide
 `groups(meta) -> {group: per-sample labels}` (PW3D/Synthetic: people per image, and the occlusion level when
-the annotations record each person's hidden fraction).
+the annotations record each person's hidden fraction). Sets whose metric is not a per-sample mean (keypoint AP,
+PCKh: data/formats/keypoint_benchmark.py) provide `collect(out, meta) -> {name: [B,...] arrays}`, kept per sample,
+and `summarize(samples) -> {metric: value}`.
 """
 import json
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from common.runtime import amp_context, to_device
 from data.loader import make_loader
 
 PREDICTIONS = ('pose', 'shape', 'cam_trans')
+UNITLESS = ('ap', 'ap50', 'ap75', 'pckh')   # fractions; every other metric is in mm
 
 
 @dataclass
@@ -26,13 +29,15 @@ class EvalResult:
     summary: dict                               # {metric: mean over all samples}
     groups: dict = field(default_factory=dict)  # {group: {label: {metric: mean, 'count': n}}}
     samples: dict = field(default_factory=dict)  # {key: [N,...] array}: ann_id, metrics, predictions, bbox
+    protocol: str = ''                           # how the inputs were made, where the set has a choice
 
     @property
     def count(self):
         return len(self.samples.get('ann_id', ()))
 
     def line(self):
-        return ', '.join(f'{k.upper()} {v:.2f} mm' for k, v in self.summary.items()) + f' ({self.count} samples)'
+        return ', '.join(f'{k.upper()} {v:.{4 if k in UNITLESS else 2}f}{"" if k in UNITLESS else " mm"}'
+                         for k, v in self.summary.items()) + f' ({self.count} samples)'
 
     def table(self):
         """The metrics as a plain-text table: overall, then each group's labels."""
@@ -44,11 +49,13 @@ class EvalResult:
         head = f'{self.name:<{w}}' + ''.join(f'{m.upper():>11}' for m in metrics) + f'{"samples":>9}'
         lines = [head, '-' * len(head)]
         for label, vals, n in rows:
-            lines.append(f'{label:<{w}}' + ''.join(f'{vals[m]:>11.2f}' for m in metrics) + f'{n:>9d}')
+            lines.append(f'{label:<{w}}' + ''.join(f'{vals[m]:>11.{4 if m in UNITLESS else 2}f}' for m in metrics)
+                         + f'{n:>9d}')
         return '\n'.join(lines)
 
     def to_json(self):
-        return {'name': self.name, 'summary': self.summary, 'groups': self.groups, 'count': self.count}
+        out = {'name': self.name, 'summary': self.summary, 'groups': self.groups, 'count': self.count}
+        return {**out, 'protocol': self.protocol} if self.protocol else out
 
     def save(self, result_dir, stem):
         """result/<stem>.json (metrics) and result/<stem>.npz (per-sample metrics and predictions), atomically."""
@@ -89,6 +96,8 @@ def evaluate(model, dataset, cfg, device, name=None, progress=True):
                 preds[k].append(out[k].numpy())
             preds['ann_id'].append(meta['ann_id'].numpy())
             preds['bbox'].append(meta['bbox'].numpy() if 'bbox' in meta else np.zeros((len(meta['ann_id']), 4)))
+            for k, v in (dataset.collect(out, meta) if hasattr(dataset, 'collect') else {}).items():
+                preds.setdefault(k, []).append(v)
             for g, labs in (dataset.groups(meta) if hasattr(dataset, 'groups') else {}).items():
                 labels.setdefault(g, []).extend(labs)
     finally:
@@ -98,7 +107,8 @@ def evaluate(model, dataset, cfg, device, name=None, progress=True):
     samples.update(values)
     groups = {g: group_summary(values, labs) for g, labs in labels.items()}
     groups = {g: v for g, v in groups.items() if v}
-    return EvalResult(name or dataset.name, acc.summary(), groups, samples)
+    summary = dataset.summarize(samples) if hasattr(dataset, 'summarize') else acc.summary()
+    return EvalResult(name or dataset.name, summary, groups, samples, getattr(dataset, 'protocol', ''))
 
 
 @torch.no_grad()

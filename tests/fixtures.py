@@ -217,7 +217,8 @@ def _write_neuralannot(root, ann_file, fits_file, image_dir, joint_set, num_imag
         if images:
             render_image(image_dir / prefix / name, pp, seed=i)
     _dump(ann_file, db)
-    _dump(fits_file, fits)
+    if fits_file is not None:   # the keypoint benchmarks have no fits
+        _dump(fits_file, fits)
     return db, fits
 
 
@@ -233,6 +234,42 @@ def write_mpii(root, num_images=2, people=3, seed=0, images=True):
     ann = root / 'data' / 'annotations'
     return _write_neuralannot(root, ann / 'train.json', ann / 'MPII_train_SMPL_NeuralAnnot.json', root / 'data', MPII16,
                               num_images, people, seed, images)
+
+
+def write_ochuman(root, split='test', num_images=2, people=3, seed=0):
+    """OCHuman's COCO-format keypoint file (17 COCO keypoints) in mmpose's layout, with rendered images."""
+    root = Path(root)
+    return _write_neuralannot(root, root / 'annotations' / f'ochuman_coco_format_{split}_range_0.00_1.00.json', None,
+                              root / 'images', COCO17, num_images, people, seed, True)[0]
+
+
+def write_crowdpose_test(root, num_images=2, people=3, seed=0):
+    """CrowdPose's test keypoint file (14 keypoints; width and height swapped, as in the release)."""
+    root = Path(root)
+    return _write_neuralannot(root, root / 'annotations' / 'crowdpose_test.json', None, root / 'images', CROWDPOSE14,
+                              num_images, people, seed, True, swap_wh=True)[0]
+
+
+def write_lsp(root, extended=False, num_images=3, seed=0):
+    """LSP's joints.mat ([3,14,N], third row 1 = occluded; the test split starts at image 1001, so N = 1000 +
+    num_images and only those images are written) or LSPET's ([14,3,N], third column 1 = visible), one person per
+    image; the left wrist of every second person is marked unseen. Returns the [num_images,14,3] (x, y, visible)."""
+    import scipy.io
+    from common.body.joint_sets import LSP14
+    root, rng = Path(root), np.random.default_rng(seed)
+    first = 0 if extended else 1000
+    out = np.zeros((first + num_images, 14, 3))
+    for i in range(num_images):
+        p = make_people(rng, 1)
+        out[first + i, :, :2] = map_joints(person_joints(p[0])[1], SMPL30, LSP14)
+        out[first + i, :, 2] = 1
+        out[first + i, LSP14.index('L_Wrist'), 2] = i % 2 == 0
+        name = f'im{first + i + 1:05d}.jpg' if extended else f'im{first + i + 1:04d}.jpg'
+        render_image(root / 'images' / name, p, seed=i)
+    mat = out.transpose(1, 2, 0) if extended else np.concatenate([out[:, :, :2], 1 - out[:, :, 2:]], 2).transpose(2, 1, 0)
+    root.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(str(root / 'joints.mat'), {'joints': mat})
+    return out[first:]
 
 
 def write_crowdpose(root, num_images=2, people=3, seed=0, images=True, fit_err=(1.0, 2.0, 9.0)):

@@ -8,7 +8,7 @@ from common.body.joint_sets import (COCO17, COCO19, CROWDPOSE14, GRAPH15, H36M17
 def test_sizes():
     assert {n: len(s) for n, s in JOINT_SETS.items()} == {
         'SMPL30': 30, 'Graph15': 15, 'COCO17': 17, 'COCO19': 19, 'OpenPose18': 18, 'H36M17': 17,
-        'MuCo21': 21, 'MPII16': 16, 'CrowdPose14': 14}
+        'MuCo21': 21, 'MPII16': 16, 'CrowdPose14': 14, 'LSP14': 14}
 
 
 def test_flip_pairs_swap_left_right_names():

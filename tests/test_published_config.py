@@ -69,6 +69,8 @@ def test_every_published_key_maps_or_is_rejected_with_its_line(key, tmp_path):
     ("distillation_module_path: 'putting your path/SEFD/smpl_overlap.pth.tar'", ('distill.teacher_ckpt', '')),
     ('distillation_pretrained: False', ('distill.init_from_teacher', False)),
     ('srf_edge: True\nRCF_path: /w/rcf.pth', ('edge.weights', '/w/rcf.pth')),
+    ("testset: 'OCHuman'", ('data.test_set', 'OCHuman')), ("testset: 'CrowdPose_test'", ('data.test_set', 'CrowdPose')),
+    ("testset: 'LSP'", ('data.test_set', 'LSP')),
 ])
 def test_values_land_where_they_mean_the_same(text, target, tmp_path):
     cfg = load_config(write(tmp_path, text))
@@ -79,7 +81,7 @@ def test_values_land_where_they_mean_the_same(text, target, tmp_path):
 
 
 @pytest.mark.parametrize('text, why', [
-    ('testset: OCHuman', 'no loader'), ("trainset_2d: ['LSPET']", 'no loader'), ('origin: False', 'test.subset=oc'),
+    ('testset: AGORA', 'no loader'), ("trainset_2d: ['DOH50K']", 'no loader'), ('origin: False', 'test.subset=oc'),
     ('input_img_shape: [256, 192]', 'square'), ('output_hm_shape: [64, 64, 48]', 'input_size/4'),
     ("Backbone_model: 'hrnet'", 'ResNets'), ('use_gt_info: False', 'RootNet'), ('cliff: True', 'CLIFF'),
     ('distillation_loss: KL_loss', 'implements neither'), ('dilstillation_edge: edge_module_seg', 'one of'),

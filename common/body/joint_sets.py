@@ -130,8 +130,15 @@ CROWDPOSE14 = _make('CrowdPose14', ('L_Shoulder', 'R_Shoulder', 'L_Elbow', 'R_El
                      ('L_Hip', 'L_Knee'), ('L_Knee', 'L_Ankle'), ('R_Hip', 'R_Knee'), ('R_Knee', 'R_Ankle')],
                     root='Neck')
 
+# LSP and LSPET (joints.mat), in their order
+LSP14 = _make('LSP14', ('R_Ankle', 'R_Knee', 'R_Hip', 'L_Hip', 'L_Knee', 'L_Ankle', 'R_Wrist', 'R_Elbow', 'R_Shoulder',
+                        'L_Shoulder', 'L_Elbow', 'L_Wrist', 'Neck', 'Head_top'),
+              [('R_Ankle', 'R_Knee'), ('R_Knee', 'R_Hip'), ('R_Hip', 'L_Hip'), ('L_Hip', 'L_Knee'), ('L_Knee', 'L_Ankle'),
+               ('R_Wrist', 'R_Elbow'), ('R_Elbow', 'R_Shoulder'), ('R_Shoulder', 'Neck'), ('Neck', 'L_Shoulder'),
+               ('L_Shoulder', 'L_Elbow'), ('L_Elbow', 'L_Wrist'), ('Neck', 'Head_top')], root='Neck')
+
 JOINT_SETS = {s.name: s for s in (SMPL30, GRAPH15, COCO17, COCO19, OPENPOSE18, H36M17, MUCO21, MPII16,
-                                  CROWDPOSE14)}
+                                  CROWDPOSE14, LSP14)}
 
 
 @lru_cache(maxsize=None)
