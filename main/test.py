@@ -38,6 +38,7 @@ def parse_args(argv=None):
     ap.add_argument('--cfg', default='', help='YAML applied on top of the saved config (e.g. a test set)')
     ap.add_argument('--gpu', default='', help="GPU id; empty: GPU 0 if any, else CPU; -1: CPU")
     ap.add_argument('--amp', action='store_true', help='mixed precision where this device computes it natively (bf16, else fp16 on GPUs, else fp32)')
+    ap.add_argument('--result_dir', default='', help='where the result files go (default: <experiment>/result)')
     ap.add_argument('overrides', nargs='*', help='config overrides key=value, e.g. test.subset=crowd')
     return ap.parse_intermixed_args(argv)  # key=value overrides may come between flags
 
@@ -70,8 +71,9 @@ def main(argv=None):
     stem = result_stem(cfg, path)
     result = evaluate(model, dataset, cfg, device, name=f'{cfg.data.test_set}{"/" + cfg.test.subset if cfg.test.subset else ""}')
     print(f'\n{path}\n{result.table()}\n')
-    result.save(exp_dir / 'result', stem)
-    log.info(f'{stem}: {result.line()}; written to {exp_dir / "result" / stem}.json/.npz')
+    result_dir = resolve_path(args.result_dir) if args.result_dir else exp_dir / 'result'
+    result.save(result_dir, stem)
+    log.info(f'{stem}: {result.line()}; written to {result_dir / stem}.json/.npz')
     return result
 
 

@@ -133,3 +133,31 @@ def test_lsp_bad_joints_file_is_one_line(tmp_path):
     (tmp_path / 'LSP/joints.mat').write_text('not a mat file')
     with pytest.raises(UserError, match='not a joints.mat'):
         make('LSP', tmp_path)
+
+
+@pytest.mark.slow
+def test_benchmark_table_runs_the_stand_ins_and_names_what_is_missing(tmp_path):
+    """A fresh machine: no benchmark present, so the synthetic set stands in for the 3DPW, OCHuman and LSP rows (one
+    test each, marked as stand-ins), and every other row names the file that would make it present."""
+    from main.checkpoint import save_checkpoint
+    from main.model import Model
+    from tool import benchmark_table
+    syn = tmp_path / 'Synthetic'
+    fixtures.write_pw3d(syn, num_images=2, people=1, split='test', image_root=syn / 'imageFiles',
+                        sequence='synth_test_00')   # one person each: the LSP stand-in takes those
+    cfg = load_config('assets/yaml/tiny_cpu.yml', [f'model.input_size={S}', f'model.procedural_vertices={fixtures.VERTICES}',
+                                                   'data.num_workers=0'])
+    ckpt = save_checkpoint(tmp_path / 'exp' / 'checkpoint' / 'snapshot_0.pth.tar',
+                           {'model': Model(cfg).state_dict(), 'config': cfg.to_dict(), 'epoch': 0})
+    benchmark_table.main(['--ckpt', str(ckpt), '--data', str(tmp_path / 'none'), '--synthetic', str(syn),
+                          '--out', str(tmp_path / 'table')])
+    rows = {r['row']: r for r in json.loads((tmp_path / 'table.json').read_text())['rows']}
+    for row in ('3DPW', '3DPW-OCC', 'OCHuman', 'LSP'):
+        assert rows[row]['status'].endswith('synthetic stand-in') and rows[row]['count'] > 0, rows[row]
+    assert rows['3DPW']['ours'] == rows['3DPW-PC']['ours'] and rows['3DPW']['ours']['mpjpe'] > 0
+    assert 0 <= rows['OCHuman']['ours']['ap'] <= 1 and 0 <= rows['LSP']['ours']['pckh'] <= 1
+    assert rows['CrowdPose']['status'] == f'not present: {tmp_path / "none/CrowdPose/annotations/crowdpose_test.json"}'
+    assert 'ours' not in rows['CrowdPose'] and rows['RH-dataset']['status'] == 'no loader here yet'
+    md = (tmp_path / 'table.md').read_text()
+    assert '| 5 | OCHuman | AP / AP50 / AP75 |' in md and '44.1 / 71.7 / 47.2' in md
+    assert not (tmp_path / 'exp' / 'result').exists()   # the stand-ins' results are not the experiment's
