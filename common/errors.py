@@ -10,10 +10,18 @@ class UserError(Exception):
 
 
 def run_cli(main):
-    """Run an entry point; a UserError ends it with its one line on stderr and exit code 2."""
+    """Run an entry point; a UserError ends it with its one line on stderr and exit code 2, an OS error (disk full,
+    read-only or missing folder) with one line and code 1, Ctrl-C with one line and code 130."""
     import sys
     try:
         return main()
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        sys.exit(130)
+    except OSError as e:
+        where = f': {e.filename}' if e.filename else ''
+        print(f'error: {e.strerror or e}{where}', file=sys.stderr)
+        sys.exit(1)

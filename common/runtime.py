@@ -125,7 +125,11 @@ def unwrap(model):
 
 
 def rng_state():
-    state = {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate()}
+    """The RNG states as tensors and plain data, so checkpoints load weights-only."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {'torch': torch.get_rng_state(), 'numpy': [kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                       int(has_gauss), float(gauss)],
+             'python': random.getstate()}
     if torch.cuda.is_available():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -133,7 +137,8 @@ def rng_state():
 
 def set_rng_state(state):
     torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
+    kind, keys, pos, has_gauss, gauss = state['numpy']   # older checkpoints hold numpy's own tuple
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     random.setstate(state['python'])
     if 'cuda' in state and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state['cuda'])

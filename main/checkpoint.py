@@ -12,10 +12,8 @@ import logging
 import re
 from pathlib import Path
 
-import torch
-
 from common.errors import UserError
-from common.io import atomic_torch_save
+from common.io import atomic_torch_save, load_torch_file
 
 log = logging.getLogger('sefd')
 
@@ -65,11 +63,7 @@ def latest_checkpoint(path, epoch=None, prefer_last=False):
 def load_checkpoint(path, epoch=None, prefer_last=False, what='checkpoint'):
     """(dict, resolved path), read on the CPU; one line for a missing or unreadable file."""
     path = latest_checkpoint(path, epoch, prefer_last)
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise UserError(f'cannot read {what} {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]} '
-                        f'(the file is truncated or not a torch checkpoint)') from None
+    ckpt = load_torch_file(path, what)   # weights-only: no checkpoint can run code
     from main.published_checkpoint import convert_published, is_published
     if is_published(ckpt):  # a 3DCrowdNet / SEFD snapshot: converted on load (tool/convert_checkpoint.py: once)
         ckpt = convert_published(ckpt, path)

@@ -5,14 +5,13 @@ with DataParallel's 'module.' prefix or as whole 3DCrowdNet/SEFD models ('backbo
 stem conv is inflated to RGB + edge channels for teacher and student models.
 """
 import os
-import pickle
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 
 from common.errors import UserError
+from common.io import load_torch_file
 from common.registry import BACKBONES
 
 _WRAPPER_KEYS = ('network', 'state_dict', 'model')
@@ -42,28 +41,8 @@ class LoadSummary:
 
 
 def read_checkpoint(path, what='checkpoint'):
-    """torch.load on CPU with a one-line UserError for a missing or unreadable file."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f'{what} file not found: {path} (check the path in your config)')
-
-    def corrupt(e):
-        return UserError(f'{what} file {path} is corrupt or not a torch checkpoint ({type(e).__name__}: '
-                         f'{str(e).splitlines()[0][:120]}); re-download or re-save it')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    except Exception as e:  # noqa: BLE001 - any other failure means an unreadable file
-        raise corrupt(e) from None
-    # Old checkpoints (python2-era SimpleBaseline, numpy scalars) need the full unpickler; it can run
-    # code from the file, which is acceptable only because the user named this file in their config.
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise corrupt(e) from None
-    warnings.warn(f'{path}: loaded with the full unpickler (not a weights-only checkpoint)')
-    return obj
+    """A weights file a user names, read weights-only on the CPU (common/io.load_torch_file)."""
+    return load_torch_file(path, what)
 
 
 def unwrap_state_dict(obj, source='<state_dict>'):
