@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import List, Optional
 
 import numpy as np
@@ -39,6 +39,16 @@ class Person:
     cam_t: Optional[np.ndarray] = None   # (Human3.6M), metres
 
 
+def inside_path(name, key=''):
+    """An annotation's path below a dataset folder; ValueError (the entry is skipped and named) for one that would
+    leave it: absolute, with a drive, or climbing out with '..'. Every image and edge path is made from these."""
+    text = str(name)
+    parts = PurePosixPath(text.replace('\\', '/')).parts
+    if not text or text.startswith(('/', '\\')) or PureWindowsPath(text).drive or '..' in parts:
+        raise ValueError(f'{key}: path {text!r} leaves the dataset folder (absolute or with ..): refused')
+    return text
+
+
 @dataclass
 class Scene:
     image: str                    # image path relative to the dataset's image folder
@@ -46,6 +56,9 @@ class Scene:
     height: int
     people: List[Person] = field(default_factory=list)
     key: str = ''                 # a readable id for messages (image id / annotation ids)
+
+    def __post_init__(self):
+        inside_path(self.image, self.key)
 
 
 def group_by_image(annotations, keep=None):

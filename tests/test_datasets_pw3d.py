@@ -232,3 +232,31 @@ def test_bad_annotations_are_skipped_and_counted_alike_by_the_tools_and_training
     assert sorted(r.image_rel for r in ds.records) == sorted(s.image for s in scenes for _ in s.people)
     assert any('skipped 3 bad annotation(s)' in r.getMessage() for r in caplog.records)
     ds[0]   # and a sample of what is left trains
+
+
+@pytest.mark.parametrize('field, value', [('file_name', '../../../../../OUTSIDE/secret.jpg'),
+                                          ('sequence', '/etc'), ('sequence', '..')])
+def test_paths_that_leave_the_dataset_folder_are_refused(field, value, tmp_path, caplog):
+    """An image path from an annotation stays inside the dataset: one that would leave it (.., absolute)
+    is skipped and named by training, testing and the edge tool, which writes nothing for it."""
+    import logging
+    import subprocess
+    import sys
+    from common.paths import ROOT
+    from data.PW3D import PW3D
+    for split in ('train', 'test'):
+        db = fixtures.write_pw3d(tmp_path / 'PW3D', num_images=2, people=2, split=split)
+        db['images'][1][field] = value
+        fixtures._dump(tmp_path / 'PW3D' / 'data' / f'3DPW_latest_{split}.json', db)
+        with caplog.at_level(logging.WARNING, logger='sefd'):
+            ds = get_dataset_class('PW3D')(cfg_for(tmp_path), split)
+        assert {r.image_rel for r in ds.records} == {'courtyard_hug_00/image_00000.jpg'}
+        assert any('leaves the dataset folder' in r.getMessage() and value in r.getMessage()
+                   for r in caplog.records)
+    scenes, problems = PW3D.read_scenes(tmp_path / 'PW3D', 'test')
+    assert len(scenes) == 1 and 'leaves the dataset folder' in problems[0]
+    r = subprocess.run([sys.executable, 'tool/make_overlap_edges.py', '--dataset', 'PW3D', '--root',
+                        str(tmp_path / 'PW3D'), '--split', 'test'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert 'leaves the dataset folder' in r.stdout + r.stderr
+    written = [p for p in tmp_path.rglob('*.png')]
+    assert written and all(p.is_relative_to(tmp_path / 'PW3D' / 'overlap_edges') for p in written)

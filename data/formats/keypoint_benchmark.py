@@ -21,7 +21,7 @@ from common.pipeline import preprocessing as pre
 from common.pipeline.posefix import detector_joints, to_coco17
 from data.dataset import Record
 from data.formats.coco_neuralannot import keypoints
-from data.scenes import coco_images, load_json, problem, report_problems
+from data.scenes import coco_images, inside_path, load_json, problem, report_problems
 
 PCKH_THR = 0.6
 
@@ -133,7 +133,7 @@ def coco_keypoint_people(ann_file, image_dir, keypoint_set, layout, name, swap_w
                     continue   # a person without keypoints (OCHuman has some): not a sample, ignored by COCOeval
                 k = keypoints(a, len(keypoint_set), where)
                 hw = (int(img['width']), int(img['height'])) if swap_wh else (int(img['height']), int(img['width']))
-                people.append((image_dir / img['file_name'], hw, k, img['id']))
+                people.append((image_dir / inside_path(img['file_name'], where), hw, k, img['id']))
             except (KeyError, TypeError, ValueError) as e:
                 problems.append(problem(where, e))
     report_problems(name, problems)
