@@ -159,6 +159,17 @@ class BaseDataset(Dataset):
         return self.images.get(('image', rec.img_path), lambda: pre.load_img(rec.img_path))
 
     def __getitem__(self, index):
+        if not self.train:   # evaluation: a bad sample is left out and counted (data/loader.py), never replaced
+            try:
+                return self.get_sample(self.records[index], np.random.default_rng(index))
+            except pre.BadSample as e:
+                if self.cfg.data.on_bad_sample == 'error':
+                    raise UserError(f'{self.name} {self.split}: {e} (set data.on_bad_sample=skip to skip such '
+                                    f'samples)') from None
+                self.bad.add(index)
+                if len(self.bad) <= self.bad_sample_log_limit:
+                    log.warning(f'{self.name} {self.split}: left out a bad sample ({e}); {len(self.bad)} so far')
+                return None
         for k in range(len(self.records)):
             i = (index + k) % len(self.records)
             if i in self.bad:

@@ -10,7 +10,7 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from common.errors import UserError
 from data.edge_inputs import needs_spawned_workers
@@ -92,7 +92,14 @@ class SeededSamples(Dataset):
             return [self[item] for item in items]
 
 
-def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False):
+def collate_present(batch):
+    """(the batch of the samples that could be read, how many could not): evaluation leaves bad samples out."""
+    kept = [b for b in batch if b is not None]
+    return (default_collate(kept) if kept else None), len(batch) - len(kept)
+
+
+def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False, evaluation=False):
+    """evaluation: batches are (batch or None, samples left out) (collate_present)."""
     nw = cfg.data.num_workers
     # a renderer cannot be used in a process forked from one that rendered: start such workers fresh
     ctx = 'forkserver' if nw and needs_spawned_workers(cfg) else None
@@ -100,4 +107,5 @@ def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, t
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=nw,
                       pin_memory=device.type == 'cuda', drop_last=train and n >= batch_size,
                       persistent_workers=train and nw > 0, multiprocessing_context=ctx,
-                      generator=torch.Generator().manual_seed(cfg.train.seed))
+                      generator=torch.Generator().manual_seed(cfg.train.seed),
+                      collate_fn=collate_present if evaluation else None)

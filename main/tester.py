@@ -8,6 +8,7 @@ PCKh: data/formats/keypoint_benchmark.py) provide `collect(out, meta) -> {name: 
 and `summarize(samples) -> {metric: value}`.
 """
 import json
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ from common.metrics import MetricAccumulator
 from common.runtime import amp_context, to_device
 from data.loader import make_loader
 
+log = logging.getLogger('sefd')
 PREDICTIONS = ('pose', 'shape', 'cam_trans')
 UNITLESS = ('ap', 'ap50', 'ap75', 'pckh')   # fractions; every other metric is in mm
 
@@ -30,6 +32,7 @@ class EvalResult:
     groups: dict = field(default_factory=dict)  # {group: {label: {metric: mean, 'count': n}}}
     samples: dict = field(default_factory=dict)  # {key: [N,...] array}: ann_id, metrics, predictions, bbox
     protocol: str = ''                           # how the inputs were made, where the set has a choice
+    skipped: int = 0                             # samples that could not be read (left out, not replaced)
 
     @property
     def count(self):
@@ -37,7 +40,8 @@ class EvalResult:
 
     def line(self):
         return ', '.join(f'{k.upper()} {v:.{4 if k in UNITLESS else 2}f}{"" if k in UNITLESS else " mm"}'
-                         for k, v in self.summary.items()) + f' ({self.count} samples)'
+                         for k, v in self.summary.items()) + f' ({self.count} samples' + \
+            (f', {self.skipped} unreadable left out)' if self.skipped else ')')
 
     def table(self):
         """The metrics as a plain-text table: overall, then each group's labels."""
@@ -54,7 +58,8 @@ class EvalResult:
         return '\n'.join(lines)
 
     def to_json(self):
-        out = {'name': self.name, 'summary': self.summary, 'groups': self.groups, 'count': self.count}
+        out = {'name': self.name, 'summary': self.summary, 'groups': self.groups, 'count': self.count,
+               'skipped': self.skipped}
         return {**out, 'protocol': self.protocol} if self.protocol else out
 
     def save(self, result_dir, stem):
@@ -81,13 +86,17 @@ def _label_key(label):
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device, name=None, progress=True):
     """Run `model` (eval mode, restored afterwards) over `dataset`; returns an EvalResult."""
-    loader = make_loader(dataset, cfg, cfg.test.batch_size, device)
+    loader = make_loader(dataset, cfg, cfg.test.batch_size, device, evaluation=True)
     acc, preds, labels = MetricAccumulator(), {k: [] for k in PREDICTIONS + ('ann_id', 'bbox')}, {}
     was_training = model.training
     model.eval()
+    skipped = 0
     try:
-        for inputs, targets, meta in tqdm(loader, desc=f'test {dataset.name}', dynamic_ncols=True,
-                                          disable=not progress):
+        for batch, left_out in tqdm(loader, desc=f'test {dataset.name}', dynamic_ncols=True, disable=not progress):
+            skipped += left_out
+            if batch is None:
+                continue
+            inputs, targets, meta = batch
             with amp_context(cfg.train.amp, device):
                 out = model(to_device(inputs, device), mode='test')
             out = {k: v.float().cpu() for k, v in out.items()}
@@ -107,8 +116,11 @@ def evaluate(model, dataset, cfg, device, name=None, progress=True):
     samples.update(values)
     groups = {g: group_summary(values, labs) for g, labs in labels.items()}
     groups = {g: v for g, v in groups.items() if v}
+    if skipped:
+        log.warning(f'{dataset.name}: {skipped} of {len(dataset)} samples could not be read and are not in the '
+                    f'metrics')
     summary = dataset.summarize(samples) if hasattr(dataset, 'summarize') else acc.summary()
-    return EvalResult(name or dataset.name, summary, groups, samples, getattr(dataset, 'protocol', ''))
+    return EvalResult(name or dataset.name, summary, groups, samples, getattr(dataset, 'protocol', ''), skipped)
 
 
 @torch.no_grad()

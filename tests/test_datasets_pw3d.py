@@ -150,6 +150,24 @@ def test_bad_images_are_skipped_and_counted_or_stop(tmp_path, synth_root):
         ds[bad_index]
 
 
+def test_evaluation_leaves_bad_samples_out_and_counts_them(tmp_path):
+    """Testing never replaces an unreadable sample by another one (each person is counted once), and the result
+    says how many were left out."""
+    from main.model import Model
+    from main.tester import evaluate
+    fixtures.write_pw3d(tmp_path / 'PW3D', num_images=4, people=2, split='test')
+    jpgs = sorted((tmp_path / 'PW3D').rglob('*.jpg'))
+    jpgs[1].write_bytes(b'not a jpeg')
+    jpgs[2].unlink()
+    cfg = cfg_for(tmp_path, 'model.input_size=64', f'model.procedural_vertices={fixtures.VERTICES}',
+                  'data.num_workers=0', 'test.batch_size=3')
+    ds = get_dataset_class('PW3D')(cfg, 'test')
+    res = evaluate(Model(cfg), ds, cfg, torch.device('cpu'), progress=False)
+    good = [r.ann_id for r in ds.records if r.img_path not in jpgs[1:3]]
+    assert sorted(res.samples['ann_id'].tolist()) == sorted(good) and len(good) == 4
+    assert res.skipped == 4 and res.to_json()['skipped'] == 4 and '4 unreadable left out' in res.line()
+
+
 def test_overlap_edge_rendered_per_crop_matches_the_file(tmp_path, synth_root, monkeypatch):
     """On-the-fly crop edges agree with tool/make_overlap_edges.py's full-frame file warped by the crop."""
     import shutil

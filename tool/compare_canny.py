@@ -28,7 +28,8 @@ def crops(root, size, num):
     cfg = load_config(None, [f'data.root={root}', f'model.input_size={size}', 'data.test_set=Synthetic'])
     ds = get_dataset_class('Synthetic')(cfg, 'test')
     idx = np.linspace(0, len(ds) - 1, min(num, len(ds))).astype(int)
-    return torch.stack([ds[int(i)][0]['img'] for i in idx])
+    samples = (ds[int(i)] for i in idx)
+    return torch.stack([s[0]['img'] for s in samples if s is not None])   # None: an unreadable image, left out
 
 
 def kornia_binary(img, low=0.1, high=0.2):
