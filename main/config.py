@@ -300,6 +300,13 @@ def validate(cfg):
     must(len(set(cfg.distill.stages)) == len(cfg.distill.stages), 'distill.stages must not repeat a stage')
     must(cfg.mode == 'student' or cfg.distill.loss == 'none',
          f'distill.loss={cfg.distill.loss} needs mode=student (a {cfg.mode} has no teacher)')
+    for key, low in (('train.batch_size', 1), ('test.batch_size', 1), ('data.num_workers', 0),
+                     ('data.image_cache_mb', 0), ('train.end_epoch', 1)):
+        group, name = key.split('.')
+        value = getattr(getattr(cfg, group), name)
+        must(value >= low, f'{key} must be >= {low}, got {value}')
+    must(cfg.train.lr > 0 and cfg.train.lr_backbone >= 0, f'train.lr must be > 0 and train.lr_backbone >= 0, got '
+                                                          f'{cfg.train.lr} and {cfg.train.lr_backbone}')
     return cfg
 
 
@@ -309,9 +316,14 @@ def read_yaml(yaml_path):
     if not path.is_file():
         raise UserError(f'config file {yaml_path} not found (experiment files live in assets/yaml/)')
     try:
-        mapping = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0]}') from None
+        mapping = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0][:160]}') from None
+    if mapping is None:   # an empty file would silently train every default
+        raise UserError(f'config file {path} is empty; an experiment file sets at least mode and the data sets '
+                        f'(examples: assets/yaml/)')
+    if not isinstance(mapping, dict):
+        raise UserError(f'config file {path} holds a YAML {type(mapping).__name__}, not a mapping of keys')
     return mapping, path
 
 

@@ -104,6 +104,9 @@ class Trainer:
         elif cfg.model.pretrained and resume is None and not self.started_from_teacher:
             from common.paths import resolve_path
             summary = self.model.backbone.load_pretrained(resolve_path(cfg.model.pretrained))
+            if not summary.loaded:   # a file of another network: training from scratch would look like success
+                raise UserError(f'model.pretrained={cfg.model.pretrained}: none of its tensors fits the '
+                                f'{cfg.model.backbone} backbone ({summary}); give ImageNet weights of that network')
             log.info(f'backbone initialised from {cfg.model.pretrained}: {summary}')
         self.model.to(device)
         if cfg.train.amp:

@@ -43,6 +43,11 @@ def test_unknown_key_names_closest(tmp_path):
     (['edge.type=canny'], 'baseline takes no edge'),
     (['mode=studnt'], "did you mean 'student'"),
     (['trainlr'], 'key=value'),
+    (['train.batch_size=0'], 'train.batch_size must be >= 1, got 0'),
+    (['test.batch_size=-2'], 'test.batch_size must be >= 1'),
+    (['data.num_workers=-1'], 'data.num_workers must be >= 0, got -1'),
+    (['train.end_epoch=-1'], 'train.end_epoch must be >= 1'),
+    (['train.lr=0'], 'train.lr must be > 0'),
 ])
 def test_invalid_values_are_one_line_errors(override, msg):
     with pytest.raises(UserError, match=msg) as e:
@@ -53,6 +58,17 @@ def test_invalid_values_are_one_line_errors(override, msg):
 def test_missing_file_is_user_error():
     with pytest.raises(UserError, match='not found'):
         load_config('assets/yaml/nope.yml')
+
+
+@pytest.mark.parametrize('content, msg', [(b'', 'is empty'), (b'# only a comment\n', 'is empty'),
+                                          (b'\x89PNG\r\n\x1a\n\xff\xfe\x00', 'not valid YAML'),
+                                          (b'- a\n- b\n', 'holds a YAML list, not a mapping')])
+def test_empty_binary_or_non_mapping_yaml_is_one_line(content, msg, tmp_path):
+    path = tmp_path / 'exp.yml'
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=msg) as e:
+        load_config(path)
+    assert '\n' not in str(e.value) and str(path) in str(e.value)
 
 
 def test_exp_dir_unique_safe_and_holds_config(tmp_path):

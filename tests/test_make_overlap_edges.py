@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from common.errors import UserError
 from data.scenes import edge_path
 from tests import fixtures
 from tool import make_overlap_edges as tool
@@ -69,3 +70,14 @@ def test_bad_entries_are_counted_and_the_rest_goes_on(tmp_path, capsys):
     assert 'missing camera field' in err and 'NaN' in err and '3DPW_latest_validation.json' in err
     assert 'missing annotation file' in err and 'make_synthetic' in err
     assert all(line.count('\n') == 0 for line in problems)
+
+
+def test_nothing_made_is_an_error(tmp_path):
+    fixtures.write_pw3d(tmp_path, num_images=2, images=False)
+    path = tmp_path / 'data' / '3DPW_latest_test.json'
+    db = json.loads(path.read_text())
+    for img in db['images']:
+        del img['cam_param']
+    path.write_text(json.dumps(db))
+    with pytest.raises(UserError, match='no overlap edge could be made'):
+        run('PW3D', tmp_path)

@@ -276,7 +276,9 @@ def test_teacher_student_test_chain(data_root, tmp_path):
 @pytest.mark.slow
 def test_bad_input_is_one_line_and_leaves_no_folder(data_root, tmp_path):
     out = tmp_path / 'out'
+    torch.save({'features.0.weight': torch.zeros(8, 3, 3, 3)}, tmp_path / 'vgg.pth')   # another network's weights
     cases = [
+        (tiny_run(data_root, out, f'model.pretrained={tmp_path / "vgg.pth"}'), 'none of its tensors fits'),
         (['--continue'], '--continue needs the experiment'),
         (['--continue', '--exp_dir', str(tmp_path)], 'nothing to continue'),
         (tiny_run(data_root, out, 'mode=student', 'edge.type=canny', 'distill.loss=l1'), 'needs distill.teacher_ckpt'),

@@ -159,6 +159,10 @@ def main(argv=None):
     print(f'{args.dataset}: {counts["done"]} written, {skipped} already there, '
           f'{counts["failed"] + len(problems)} failed or skipped as bad input -> '
           f'{root / EDGE_DIR if args.layout == "ours" else str(root) + " (SEFD layout)"}')
+    bad = counts['failed'] + len(problems)
+    if bad and not counts['done'] and not skipped:
+        raise UserError(f'{args.dataset}: no overlap edge could be made ({bad} failed or skipped; the reasons are '
+                        f'above)')
     return counts, skipped, problems, failures
 
 
