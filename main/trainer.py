@@ -185,6 +185,7 @@ class Trainer:
         ckpt, path = load_checkpoint(path, prefer_last=True)
         load_model_state(self.model, ckpt['model'], path)
         self.optimizer.load_state_dict(ckpt['optimizer'])
+        self.apply_base_lrs(path)
         self.scaler.load_state_dict(ckpt['scaler'])
         self.epoch, self.global_step = ckpt['epoch'], ckpt.get('global_step', 0)
         # an epoch-end snapshot (or one of an older format) has its epoch done
@@ -198,6 +199,18 @@ class Trainer:
         remove_stale_temporaries(path.parent)
         log.info(f'resumed from {path} (epoch {self.epoch}, iteration {min(self.iteration, 10**9)}, '
                  f'step {self.global_step})')
+
+    def apply_base_lrs(self, path):
+        """The learning rates of this run's config, not the resumed optimizer's (its state carries the old ones):
+        `--continue train.lr=...` changes what it says, and the config saved with the next snapshot records it."""
+        want = {'backbone': self.cfg.train.lr_backbone, 'heads': self.cfg.train.lr}
+        for g in self.optimizer.param_groups:
+            new = want.get(g.get('name'), g['base_lr'])
+            if new != g['base_lr']:
+                key = 'train.lr_backbone' if g['name'] == 'backbone' else 'train.lr'
+                log.warning(f'{key} {g["base_lr"]:g} in {path}, {new:g} now: applied from here on (the run is no '
+                            f'longer the one an uninterrupted run would have been)')
+                g['base_lr'] = new
 
     # ------------------------------------------------------------------------------------------ loop
     def train(self):

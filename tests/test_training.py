@@ -295,3 +295,18 @@ def test_bad_input_is_one_line_and_leaves_no_folder(data_root, tmp_path):
     assert r.returncode == 2 and '--ckpt' in r.stderr and r.stderr.strip().count('\n') == 0
     r = run('main/test.py', ['--exp_dir', str(tmp_path), '--test_epoch', '4'])
     assert r.returncode == 2 and 'snapshot_4.pth.tar not found' in r.stderr
+
+
+@pytest.mark.slow
+def test_continue_applies_a_changed_learning_rate_and_records_it(data_root, tmp_path):
+    r = run('main/train.py', tiny_run(data_root, tmp_path, 'model.input_size=64', 'train.end_epoch=1',
+                                      'train.ckpt_every=0', 'train.val_every=0', 'data.num_workers=0'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    (exp,) = tmp_path.iterdir()
+    r = run('main/train.py', ['--continue', '--exp_dir', str(exp), 'train.end_epoch=2', 'train.lr=0.5',
+                              'train.lr_dec_epochs=[5]'])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'train.lr 0.001 in' in (exp / 'log' / 'train.log').read_text()
+    ckpt = torch.load(exp / 'checkpoint' / 'snapshot_1.pth.tar', map_location='cpu', weights_only=True)
+    heads = next(g for g in ckpt['optimizer']['param_groups'] if g['name'] == 'heads')
+    assert heads['base_lr'] == heads['lr'] == 0.5 and ckpt['config']['train']['lr'] == 0.5
