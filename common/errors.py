@@ -9,18 +9,32 @@ class UserError(Exception):
     pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, schedulers and `kill` send), raised like Ctrl-C so that clean-up code runs."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def run_cli(main):
     """Run an entry point; a UserError ends it with its one line on stderr and exit code 2, an OS error (disk full,
-    read-only or missing folder) with one line and code 1, Ctrl-C with one line and code 130."""
+    read-only or missing folder) with one line and code 1, Ctrl-C with one line and code 130, SIGTERM likewise with
+    code 143 (after the same clean-up as Ctrl-C)."""
+    import signal
     import sys
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return main()
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print('terminated (SIGTERM)' if terminated else 'interrupted', file=sys.stderr)
+        sys.exit(143 if terminated else 130)
     except OSError as e:
         where = f': {e.filename}' if e.filename else ''
         print(f'error: {e.strerror or e}{where}', file=sys.stderr)

@@ -310,3 +310,22 @@ def test_continue_applies_a_changed_learning_rate_and_records_it(data_root, tmp_
     ckpt = torch.load(exp / 'checkpoint' / 'snapshot_1.pth.tar', map_location='cpu', weights_only=True)
     heads = next(g for g in ckpt['optimizer']['param_groups'] if g['name'] == 'heads')
     assert heads['base_lr'] == heads['lr'] == 0.5 and ckpt['config']['train']['lr'] == 0.5
+
+
+@pytest.mark.slow
+def test_sigterm_before_the_first_checkpoint_is_one_line_and_leaves_nothing(tmp_path):
+    data = tmp_path / 'data'
+    fixtures.write_pw3d(data / 'Synthetic', num_images=20, split='train', image_root=data / 'Synthetic/imageFiles',
+                        sequence='synth_train_00')   # 60 people: an epoch of seconds, its snapshot at the end
+    out = tmp_path / 'out'
+    proc = subprocess.Popen([sys.executable, 'main/train.py'] + tiny_run(data, out, 'train.val_every=0',
+                                                                          'train.ckpt_every=0', 'data.num_workers=0'),
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.glob('*/log/train.log')) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert not list(out.glob('*/checkpoint/*.pth.tar')), 'the first checkpoint came before the signal'
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == 'terminated (SIGTERM)', err[-1500:]
+    assert 'Traceback' not in err and not any(out.iterdir())   # the experiment folder without a checkpoint is gone
