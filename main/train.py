@@ -88,6 +88,20 @@ def prepare(args):
     return load_config(args.cfg, overrides_of(args)), None, None, None
 
 
+def lock_experiment(exp_dir):
+    """An exclusive lock on exp_dir/.lock for as long as this process runs: two trainings of one experiment (two
+    `--continue` at once) would write each other's checkpoints."""
+    import fcntl
+    f = open(exp_dir / '.lock', 'a')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise UserError(f'{exp_dir} is being trained by another process (it holds {exp_dir / ".lock"}); wait for '
+                        f'it or stop it') from None
+    return f
+
+
 def validation_set(cfg):
     if not cfg.train.val_every:
         return None
@@ -115,6 +129,7 @@ def worker(rank, world_size, gpus, args, port):
             dist.broadcast_object_list(shared, src=0)
         exp_dir = shared[0]
     log = setup_logger(exp_dir / 'log' / 'train.log', rank)
+    lock = lock_experiment(exp_dir) if rank == 0 else None   # noqa: F841 - held until the process ends
     torch.manual_seed(cfg.train.seed + rank)
     log.info(f'experiment {exp_dir}; {world_size} process(es); this one on {device}')
     try:

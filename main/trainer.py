@@ -214,6 +214,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ loop
     def train(self):
+        if self.epoch >= self.cfg.train.end_epoch or (self.epoch == self.cfg.train.end_epoch - 1 and
+                                                       self.iteration >= self.iters_per_epoch()):
+            log.warning(f'nothing to train: {self.exp_dir} has finished its {self.cfg.train.end_epoch} epoch(s); '
+                        f'continue with a later train.end_epoch=N to train on')
         try:
             self.train_epochs()
         except BaseException:

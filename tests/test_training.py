@@ -298,11 +298,18 @@ def test_bad_input_is_one_line_and_leaves_no_folder(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_continue_applies_a_changed_learning_rate_and_records_it(data_root, tmp_path):
+def test_continue_applies_a_changed_learning_rate_refuses_a_second_process_and_says_when_done(data_root, tmp_path):
     r = run('main/train.py', tiny_run(data_root, tmp_path, 'model.input_size=64', 'train.end_epoch=1',
                                       'train.ckpt_every=0', 'train.val_every=0', 'data.num_workers=0'))
     assert r.returncode == 0, r.stderr[-2000:]
     (exp,) = tmp_path.iterdir()
+    r = run('main/train.py', ['--continue', '--exp_dir', str(exp)])   # finished: says so, trains nothing
+    assert r.returncode == 0 and 'nothing to train' in r.stdout + r.stderr, r.stderr[-2000:]
+    import fcntl
+    with open(exp / '.lock', 'a') as held:   # another process trains this experiment
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = run('main/train.py', ['--continue', '--exp_dir', str(exp), 'train.end_epoch=2'])
+    assert r.returncode == 2 and 'is being trained by another process' in r.stderr, r.stderr[-2000:]
     r = run('main/train.py', ['--continue', '--exp_dir', str(exp), 'train.end_epoch=2', 'train.lr=0.5',
                               'train.lr_dec_epochs=[5]'])
     assert r.returncode == 0, r.stderr[-2000:]

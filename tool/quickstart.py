@@ -92,6 +92,8 @@ class Quickstart:
         self.run_dir = Path(args.out).resolve() if args.out else ROOT / 'output' / f'quickstart_{args.scale}'
         if not args.out:
             self.run_dir = self.run_dir.resolve()
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise UserError(f'--out {self.run_dir} is a file; give a folder for the run')
         self.state_path = self.run_dir / 'state.json'
         self.synthetic = self.preset.get('synthetic')
         self.data_root = self.run_dir / 'data' if self.synthetic else None
