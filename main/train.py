@@ -88,6 +88,9 @@ def prepare(args):
     return load_config(args.cfg, overrides_of(args)), None, None, None
 
 
+HELD_LOCKS = []
+
+
 def lock_experiment(exp_dir):
     """An exclusive lock on exp_dir/.lock for as long as this process runs: two trainings of one experiment (two
     `--continue` at once) would write each other's checkpoints."""
@@ -129,7 +132,8 @@ def worker(rank, world_size, gpus, args, port):
             dist.broadcast_object_list(shared, src=0)
         exp_dir = shared[0]
     log = setup_logger(exp_dir / 'log' / 'train.log', rank)
-    lock = lock_experiment(exp_dir) if rank == 0 else None   # noqa: F841 - held until the process ends
+    if rank == 0:
+        HELD_LOCKS.append(lock_experiment(exp_dir))   # held until the process ends
     torch.manual_seed(cfg.train.seed + rank)
     log.info(f'experiment {exp_dir}; {world_size} process(es); this one on {device}')
     try:
