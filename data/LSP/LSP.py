@@ -10,7 +10,6 @@ from data.formats.lsp_joints import benchmark_people, read_joints_mat
 from data.registry import DATASETS
 from data.scenes import check_split
 
-LAYOUT = 'data/LSP/joints.mat ([3,14,2000]) and data/LSP/images/im0001.jpg ... im2000.jpg'
 SPLITS = ('test',)
 
 
@@ -20,9 +19,14 @@ class LSP(KeypointBenchmark, BaseDataset):
     is_3d = False
     keypoint_set = LSP14
     metric = 'pckh'
+    layout = 'data/LSP/joints.mat ([3,14,2000]) and data/LSP/images/im0001.jpg ... im2000.jpg'
+
+    def test_images(self, joints):
+        """(image names, joints) of the test split: images 1001-2000."""
+        joints = joints[1000:2000]
+        return [f'im{i:04d}.jpg' for i in range(1001, 1001 + len(joints))], joints
 
     def load_records(self):
         check_split(self.name, self.split, SPLITS)
-        joints = read_joints_mat(self.root / 'joints.mat', LAYOUT)[1000:2000]
-        names = [f'im{i:04d}.jpg' for i in range(1001, 1001 + len(joints))]
+        names, joints = self.test_images(read_joints_mat(self.root / 'joints.mat', self.layout))
         return self.benchmark_records(benchmark_people(self.root, names, joints, self.name))

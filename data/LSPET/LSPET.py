@@ -2,26 +2,15 @@
 SEFD ships a test file for it but reports no number. Files: data/LSPET/joints.mat ([14,3,10000]) and
 data/LSPET/images/im00001.jpg ... (data/formats/lsp_joints.py).
 """
-from common.body.joint_sets import LSP14
-from data.dataset import BaseDataset
-from data.formats.keypoint_benchmark import KeypointBenchmark
-from data.formats.lsp_joints import benchmark_people, read_joints_mat
+from data.LSP.LSP import LSP
 from data.registry import DATASETS
-from data.scenes import check_split
-
-LAYOUT = 'data/LSPET/joints.mat ([14,3,10000]) and data/LSPET/images/im00001.jpg ... im10000.jpg'
-SPLITS = ('test',)
 
 
 @DATASETS.register()
-class LSPET(KeypointBenchmark, BaseDataset):
+class LSPET(LSP):
     name = 'LSPET'
-    is_3d = False
-    keypoint_set = LSP14
-    metric = 'pckh'
+    layout = 'data/LSPET/joints.mat ([14,3,10000]) and data/LSPET/images/im00001.jpg ... im10000.jpg'
 
-    def load_records(self):
-        check_split(self.name, self.split, SPLITS)
-        joints = read_joints_mat(self.root / 'joints.mat', LAYOUT)
-        names = [f'im{i:05d}.jpg' for i in range(1, 1 + len(joints))]
-        return self.benchmark_records(benchmark_people(self.root, names, joints, self.name))
+    def test_images(self, joints):
+        """All of them: LSPET has one split."""
+        return [f'im{i:05d}.jpg' for i in range(1, 1 + len(joints))], joints
