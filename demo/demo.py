@@ -31,6 +31,7 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -360,15 +361,20 @@ def main(argv=None):
     out_dir = Path(args.out).expanduser() if args.out else \
         ROOT / 'output' / 'demo' / datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
-    fps = None
-    if args.video:
-        out_dir.mkdir(parents=True, exist_ok=True)   # the frames are written there
-        items, fps = video_frames(args.video, out_dir, max(1, args.every), args.max_frames)
-        args.no_obj = True if not args.no_obj else args.no_obj
-    images = read_images(items, single=len(items) == 1 and not args.video)
-    names = list(images)
-    paths = dict(items)
-    poses = read_pose_json(args.pose_json, names) if args.pose_json else None
+    fps, created = None, not out_dir.exists()
+    try:
+        if args.video:
+            out_dir.mkdir(parents=True, exist_ok=True)   # the frames are written there
+            items, fps = video_frames(args.video, out_dir, max(1, args.every), args.max_frames)
+            args.no_obj = True if not args.no_obj else args.no_obj
+        images = read_images(items, single=len(items) == 1 and not args.video)
+        names = list(images)
+        paths = dict(items)
+        poses = read_pose_json(args.pose_json, names) if args.pose_json else None
+    except BaseException:   # bad input: no folder of decoded frames (or an empty one) left behind
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     out_dir.mkdir(parents=True, exist_ok=True)   # inputs read: no empty folder for a bad one
     if poses is None:
         # the detector writes COCO keypoints: read back as any --pose-json

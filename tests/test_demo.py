@@ -179,6 +179,13 @@ def test_bad_inputs_are_one_line_naming_the_file(student_ckpt, photos, tmp_path)
     with pytest.raises(UserError) as e:
         run_demo('--img', photos / 'astronaut.png', '--ckpt', ckpt, '--pose-json', poses, '--out', tmp_path / 'o2')
     one_line(e, 'poses.json', 'someone_else', 'astronaut')
+    assert not (tmp_path / 'o1').exists() and not (tmp_path / 'o2').exists()
+    video = tmp_path / 'clip.mp4'
+    video.write_bytes(b'not a video')
+    with pytest.raises(UserError) as e:
+        run_demo('--video', video, '--ckpt', ckpt, '--out', tmp_path / 'o5')
+    one_line(e, 'clip.mp4')
+    assert not (tmp_path / 'o5').exists()   # no empty folder, no decoded frames left behind
     # a checkpoint of another architecture (ResNet-34 weights under a ResNet-18 config), and a file that is no
     # checkpoint of this project
     other = Model(load_config(None, TINY[1:] + ['model.backbone=resnet34', 'mode=student', 'edge.type=canny']))
