@@ -110,7 +110,9 @@ class Record:
 
 def add_neighbours(records, thr=0.1):
     """Other people of the same image whose tight boxes overlap (IoU >= thr): their COCO-17 joints with
-    their real confidences (unlabelled joints stay 0 and are never swap anchors)."""
+    their real confidences (unlabelled joints stay 0 and are never swap anchors). None entries (people whose box
+    is degenerate) are left out."""
+    records = [r for r in records if r is not None]
     if len(records) < 2:
         return
     boxes = np.stack([r.tight_bbox for r in records])
@@ -127,7 +129,7 @@ class BaseDataset(Dataset):
     # the SMPL fits are the truth (rendered from them): every joint's rotation is a target; fitted datasets leave
     # out the wrists, hands, ankles and toes, which their fits do not constrain (3DCrowdNet's fit_param_valid)
     exact_fits = False
-    bad_sample_log_limit = 5
+    bad_sample_log_limit = 5   # bad samples named one by one; after that at 10, 100, 1000, ... (a running total)
     # SMPL meshes of a record (its fit, flipped or not; its scene's people) depend on nothing random: each loader
     # worker keeps the last ones (an entry is 50-250 KB: at most ~130 MB), which takes the body model off most
     # samples of a small set; on a large set it only costs that memory
@@ -149,6 +151,10 @@ class BaseDataset(Dataset):
     def load_records(self):
         raise NotImplementedError
 
+    def tell_bad(self):
+        n = len(self.bad)
+        return n <= self.bad_sample_log_limit or (n >= 10 and str(n).rstrip('0') == '1')
+
     def __len__(self):
         return len(self.records)
 
@@ -167,7 +173,7 @@ class BaseDataset(Dataset):
                     raise UserError(f'{self.name} {self.split}: {e} (set data.on_bad_sample=skip to skip such '
                                     f'samples)') from None
                 self.bad.add(index)
-                if len(self.bad) <= self.bad_sample_log_limit:
+                if self.tell_bad():
                     log.warning(f'{self.name} {self.split}: left out a bad sample ({e}); {len(self.bad)} so far')
                 return None
         for k in range(len(self.records)):
@@ -180,7 +186,7 @@ class BaseDataset(Dataset):
                 if self.cfg.data.on_bad_sample == 'error':
                     raise UserError(f'{self.name}: {e} (set data.on_bad_sample=skip to skip such samples)') from None
                 self.bad.add(i)
-                if len(self.bad) <= self.bad_sample_log_limit:
+                if self.tell_bad():
                     log.warning(f'{self.name}: skipped a bad sample ({e}); {len(self.bad)} so far')
         raise UserError(f'{self.name} {self.split}: every sample is bad (missing or corrupt images?)')
 

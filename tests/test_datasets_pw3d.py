@@ -144,6 +144,11 @@ def test_bad_images_are_skipped_and_counted_or_stop(tmp_path, synth_root):
     samples = [ds[i] for i in range(len(ds))]
     bad_recs = sum(r.img_path == jpgs[0] for r in ds.records)
     assert len(samples) == len(ds) and len(ds.bad) == bad_recs > 0
+    told = []
+    for n in range(1, 1001):   # the running total keeps being told: each of the first 5, then at 10, 100, 1000
+        ds.bad = set(range(n))
+        told += [n] if ds.tell_bad() else []
+    assert told == [1, 2, 3, 4, 5, 10, 100, 1000]
     ds = get_dataset_class('Synthetic')(cfg_for(tmp_path, 'data.on_bad_sample=error'), 'train')
     bad_index = next(i for i, r in enumerate(ds.records) if r.img_path == jpgs[0])
     with pytest.raises(UserError, match='image_00000.jpg'):
@@ -240,6 +245,7 @@ def test_bad_annotations_are_skipped_and_counted_alike_by_the_tools_and_training
     anns[2]['smpl_param']['pose'][5] = float('nan')         # image 1: NaN pose
     del anns[4]['smpl_param']                                # image 2: no SMPL parameters
     anns.append({'id': 99, 'image_id': 77, 'bbox': [0, 0, 10, 10]})   # an image id not in the images list
+    anns[6]['bbox'], anns[7]['bbox'] = [10, 10, 0, 0], [10, 10, -5, 20]   # image 3: zero-area and negative boxes
     fixtures._dump(tmp_path / 'PW3D' / 'data' / '3DPW_latest_train.json', db)
 
     scenes, problems = PW3D.read_scenes(tmp_path / 'PW3D', 'train')
@@ -247,7 +253,8 @@ def test_bad_annotations_are_skipped_and_counted_alike_by_the_tools_and_training
     assert len(problems) == 3
     with caplog.at_level(logging.WARNING, logger='sefd'):
         ds = get_dataset_class('PW3D')(cfg_for(tmp_path), 'train')
-    assert sorted(r.image_rel for r in ds.records) == sorted(s.image for s in scenes for _ in s.people)
+    # the same images; image 3's two people have no usable box, so they are in its scene but are no samples
+    assert sorted(r.image_rel for r in ds.records) == ['courtyard_hug_00/image_00000.jpg'] * 2
     assert any('skipped 3 bad annotation(s)' in r.getMessage() for r in caplog.records)
     ds[0]   # and a sample of what is left trains
 
