@@ -10,6 +10,7 @@
 3DCrowdNet's / OSX's flags work as their users type them; anything else is a `key=value` config override.
 """
 import argparse
+import contextlib
 import os
 import shutil
 
@@ -126,6 +127,7 @@ def worker(rank, world_size, gpus, args, port):
         torch.backends.cudnn.benchmark = False
     # everything that can fail on bad input happens before rank 0 makes the experiment folder
     dataset, val = build_train_dataset(cfg), validation_set(cfg)
+    made_output_dir = not resolve_path(cfg.output_dir).exists()
     if new:
         shared = [make_exp_dir(cfg) if rank == 0 else None]
         if world_size > 1:
@@ -142,6 +144,9 @@ def worker(rank, world_size, gpus, args, port):
         # a run that never wrote a checkpoint leaves nothing behind
         if new and rank == 0 and not any((exp_dir / 'checkpoint').glob('*.pth.tar')):
             shutil.rmtree(exp_dir, ignore_errors=True)
+            if made_output_dir:   # and the output folder this run made, left empty
+                with contextlib.suppress(OSError):
+                    exp_dir.parent.rmdir()
         raise
     if world_size > 1:
         dist.destroy_process_group()
