@@ -8,6 +8,7 @@ teacher and edge estimators are never in it. Files in an experiment folder:
                                         when the epoch's snapshot is written)
   checkpoint/best.pth.tar               the best validation MPJPE (train.val_every)
 """
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -176,6 +177,8 @@ def load_teacher(cfg, body_model=None):
     embedded = isinstance(ckpt.get('teacher'), dict)
     ckpt = ckpt['teacher'] if embedded else ckpt
     tcfg = config_of(ckpt, path)
+    if embedded:   # the student's own teacher: the same model settings, with this run's overrides (model.smpl_dir...)
+        tcfg.model = dataclasses.replace(cfg.model)
     check_teacher_fits(cfg, tcfg, where=f'distill.teacher_ckpt {path}')
     teacher = Model(tcfg, body_model)
     load_model_state(teacher, ckpt['model'], path, allow_missing=LEARNED_LOSS_PARTS + (

@@ -307,8 +307,8 @@ def validate(cfg):
         group, name = key.split('.')
         value = getattr(getattr(cfg, group), name)
         must(value >= low, f'{key} must be >= {low}, got {value}')
-    must(cfg.train.lr > 0 and cfg.train.lr_backbone >= 0, f'train.lr must be > 0 and train.lr_backbone >= 0, got '
-                                                          f'{cfg.train.lr} and {cfg.train.lr_backbone}')
+    must(cfg.train.lr >= 0 and cfg.train.lr_backbone >= 0, f'train.lr and train.lr_backbone must be >= 0, got '
+                                                           f'{cfg.train.lr} and {cfg.train.lr_backbone}')
     return cfg
 
 

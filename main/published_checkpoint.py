@@ -101,7 +101,7 @@ def resnet_depth(sd, path):
 def split_network(net, path):
     """{'model', 'teacher', 'gc', 'edge'} parts of a published network (keys without 'module.')."""
     parts = {'model': {}, 'teacher': {}, 'gc': {}, 'edge': {}}
-    edge_type = None
+    edge_type = edge_head = None
     for k, v in net.items():
         head = k.split('.', 1)[0]
         if head in ('backbone', 'pose2feat', 'position_net', 'rotation_net', 'vposer'):
@@ -111,7 +111,9 @@ def split_network(net, path):
         elif re.match(r'GCBLOCK[1-4]\.', k):
             parts['gc'][f'{k[7]}.{k.split(".", 1)[1]}'] = v
         elif head in EDGE_NETS:
-            edge_type = EDGE_NETS[head]
+            if edge_head not in (None, head):   # two edge nets (edge_module and edge_module1: both SEE) would
+                raise UserError(f'{path}: holds two edge networks, {edge_head} and {head}; a student has one')
+            edge_head, edge_type = head, EDGE_NETS[head]
             parts['edge'][re.sub(rf'^{head}\.(module\.)?', '', k)] = v
         elif not k.startswith(DROPPED):
             raise UserError(f'{path}: key {k!r} is not part of a published 3DCrowdNet/SEFD model; is it a snapshot '
@@ -190,7 +192,9 @@ def convert_published(obj, path):
     sd = convert_state(parts, path)
     cfg, kind = infer_config(sd, parts, edge_type, path)
     out = {'model': sd, 'config': cfg.to_dict(), 'epoch': int(obj.get('epoch', 0)),
-           'published': {'path': str(path), 'kind': kind, 'optimizer_dropped': 'optimizer' in obj}}
+           'published': {'path': str(path), 'kind': kind, 'optimizer_dropped': 'optimizer' in obj,
+                         # the file does not say which of SEFD's feature losses trained a student without GC blocks
+                         'distill_loss_guessed': cfg.mode == 'student' and cfg.distill.loss == 'log_softmax_l1'}}
     if parts['teacher']:
         tcfg = type(cfg)(model=dataclasses.replace(cfg.model))
         tcfg.mode, tcfg.edge.type = 'teacher', 'smpl_overlap'

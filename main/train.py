@@ -83,6 +83,11 @@ def prepare(args):
             raise UserError(f'--exp_dir {args.exp_dir}: no config.yaml and no snapshot_<epoch>.pth.tar; nothing to '
                             f'continue')
         ckpt, path = load_checkpoint(exp, prefer_last=True)
+        given = args.cfg or any(o.startswith('distill.loss=') for o in overrides_of(args))
+        if ckpt.get('published', {}).get('distill_loss_guessed') and not given:
+            raise UserError(f'{path}: a published SEFD student does not record its distillation loss (KD, AT, FSP, '
+                            f'L1 or log_softmax_l1 look alike in the file); to train on, pass its training YAML '
+                            f'(--cfg) or distill.loss=<name>')
         return config_of(ckpt, path, overrides_of(args), args.cfg or None), None, None, (ckpt, path)
     if args.exp_dir:
         raise UserError('--exp_dir names an experiment to continue: add --continue (or drop --exp_dir)')

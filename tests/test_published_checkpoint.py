@@ -258,6 +258,23 @@ def test_released_sefd_students_distil_log_softmax_l1(student, tmp_path):
     assert (cfg.distill.loss, cfg.distill.stages, cfg.distill.weights) == ('log_softmax_l1', [3, 4], [1.0, 2.0])
 
 
+def test_what_a_published_student_does_not_say_is_asked_for(student, tmp_path):
+    """Its file does not name the feature loss of a student without GC blocks: training on from it needs --cfg or
+    distill.loss; two edge networks in one snapshot are refused; the teacher inside takes this run's model settings."""
+    from main import train as train_script
+    from main.checkpoint import load_teacher
+    from main.published_checkpoint import split_network
+    net = {k: v for k, v in student[2].items() if not k.startswith('GCBLOCK')}
+    torch.save(snapshot(net), tmp_path / 'snapshot_10.pth.tar')
+    with pytest.raises(UserError, match='does not record its distillation loss'):
+        train_script.main(['--continue', '--exp_dir', str(tmp_path), *BODY, f'output_dir={tmp_path / "out"}'])
+    with pytest.raises(UserError, match='holds two edge networks, edge_module and edge_module1'):
+        split_network({'edge_module.inc.w': torch.ones(1), 'edge_module1.inc.w': torch.ones(1)}, 'x')
+    cfg = config_of(*load_checkpoint(tmp_path), BODY + [f'model.smpl_dir={tmp_path / "smpl"}'])
+    teacher, _, _ = load_teacher(cfg)
+    assert teacher.cfg.model == cfg.model and teacher.cfg.mode == 'teacher'   # this run's smpl_dir reaches it
+
+
 def test_edge_networks_inside_a_sefd_student_set_its_edge(student, tmp_path):
     """An edge-only ('nodistil') student holding its edge network; the estimator's weights are kept apart."""
     from main.published_checkpoint import split_network
