@@ -55,3 +55,40 @@ def test_trainer_autocast_and_scaler_follow_the_choice(flags):
 def test_machine_line_names_the_features():
     line = runtime.machine_line()
     assert 'native bf16' in line and 'threads' in line
+
+
+@pytest.mark.parametrize('exc, code, line', [
+    (OSError(28, 'No space left on device', '/out/snapshot_3.pth.tar'), 1,
+     'error: No space left on device: /out/snapshot_3.pth.tar'),
+    (PermissionError(13, 'Permission denied', '/ro/exp'), 1, 'error: Permission denied: /ro/exp'),
+    (KeyboardInterrupt(), 130, 'interrupted'),
+])
+def test_entry_points_end_os_errors_and_interrupts_in_one_line(exc, code, line, capsys):
+    from common.errors import run_cli
+
+    def main():
+        raise exc
+    with pytest.raises(SystemExit) as e:
+        run_cli(main)
+    assert e.value.code == code and capsys.readouterr().err == line + '\n'
+
+
+def test_sigterm_is_raised_like_ctrl_c_so_clean_up_runs(capsys):
+    import os
+    import signal
+    from common.errors import run_cli
+    cleaned = []
+
+    def main():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)   # the handler raises at the next bytecode
+            cleaned.append('not reached')
+        finally:
+            cleaned.append(True)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as e:
+            run_cli(main)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert e.value.code == 143 and cleaned == [True] and capsys.readouterr().err == 'terminated (SIGTERM)\n'
