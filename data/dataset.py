@@ -161,6 +161,10 @@ class BaseDataset(Dataset):
     def body(self, gender='neutral'):
         return body_model(self.cfg.model, gender)
 
+    @property
+    def published_crops(self):
+        return self.cfg.data.crop_convention == 'published'
+
     def load_img(self, rec):
         return self.images.get(('image', rec.img_path), lambda: pre.load_img(rec.img_path))
 
@@ -265,7 +269,8 @@ class BaseDataset(Dataset):
         """A test sample's inputs and meta: the crop of rec.bbox without augmentation, and the input 2D pose
         pose30 [30,3] (SMPL-30, image px, confidence; joints at or below conf_thr are masked out)."""
         img = self.load_img(rec)
-        patch, img2bb, bb2img, joints, mask = pre.test_crop(img, rec.bbox, pose30, conf_thr, self.size)
+        patch, img2bb, bb2img, joints, mask = pre.test_crop(img, rec.bbox, pose30, conf_thr, self.size,
+                                                             published=self.published_crops)
         inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
                   'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask),
                   **self.edges(rec, patch, img2bb, False, rec.img_shape[1])}

@@ -239,10 +239,12 @@ def person_inputs(img, coco, cfg, conf_thr, loader_edge):
     from common.pipeline import preprocessing as pre
     H, W = img.shape[:2]
     pose30 = map_joints(add_midpoints(np.asarray(coco, np.float32), COCO17, ('Pelvis', 'Neck')), COCO19, SMPL30)
-    crop_box = pre.pose_box(pose30, W, H, train=False, conf_thr=conf_thr)
+    published = cfg.data.crop_convention == 'published'
+    crop_box = pre.pose_box(pose30, W, H, train=False, conf_thr=conf_thr, published=published)
     if crop_box is None:
         return None
-    patch, img2bb, bb2img, joints, mask = pre.test_crop(img, crop_box, pose30, conf_thr, cfg.model.input_size)
+    patch, img2bb, bb2img, joints, mask = pre.test_crop(img, crop_box, pose30, conf_thr, cfg.model.input_size,
+                                                         published=published)
     inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),
               'joints': torch.from_numpy(joints), 'joints_mask': torch.from_numpy(mask)}
     if loader_edge is not None:

@@ -79,6 +79,8 @@ class DataConfig:
     num_workers: int = 4
     image_cache_mb: int = 1024     # decoded images (and overlap edge files) kept in memory, shared out among the
                                    # loader workers (data/image_cache.py); 0: decode every time
+    crop_convention: str = 'ours'  # test crops: ours | published (3DCrowdNet's box clipping and float32 warp; set
+                                   # when a published snapshot is converted, so its numbers are the published code's)
     worker_nice: int = 10          # CPU training: loader workers run at this lower priority, so that they fill the
                                    # compute threads' idle time instead of stalling them (0: same priority)
     on_bad_sample: str = 'skip'    # skip | error
@@ -291,6 +293,7 @@ def validate(cfg):
     must(all(s in (1, 2, 3, 4) for s in cfg.distill.stages), 'distill.stages are backbone stages 1..4')
     must(cfg.data.on_bad_sample in ('skip', 'error'), 'data.on_bad_sample must be skip or error')
     must(cfg.data.input_pose in INPUT_POSES, f'data.input_pose must be one of {INPUT_POSES}')
+    must(cfg.data.crop_convention in ('ours', 'published'), 'data.crop_convention must be ours or published')
     must(cfg.edge.overlap_source in ('render', 'file'), 'edge.overlap_source must be render or file')
     must(cfg.edge.overlap_method in ('geometric', 'canny'), 'edge.overlap_method must be geometric or canny')
     must(cfg.edge.canny_impl in ('kornia', 'opencv'), 'edge.canny_impl must be kornia or opencv')

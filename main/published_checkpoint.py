@@ -160,6 +160,7 @@ def infer_config(sd, parts, edge_type, path):
     """(config, what kind of snapshot it is) from the converted weights (see the module docstring)."""
     from main.config import VPOSER_FROM_CHECKPOINT, Config, published_defaults
     cfg = published_defaults(Config())
+    cfg.data.crop_convention = 'published'   # its numbers come from the published crops
     cfg.model.backbone = f'resnet{resnet_depth(_strip("backbone.", sd), path)}'
     depth, rem = divmod(sd['position_net.conv.0.weight'].shape[0], GRAPH_JOINTS)
     if rem:

@@ -344,3 +344,22 @@ def test_spec_translation_shift_when_root_on_symmetry_plane(body):
     _, j1 = run_body(body, pp.flip_smpl_pose(pose), shape, trans + [shift, 0, 0])
     u0, u1 = project(j0[0, 0], f, (cx, cy)), project(j1[0, 0], f, (cx, cy))
     np.testing.assert_allclose(u1, [W - 1 - u0[0], u0[1]], atol=2e-3)
+
+
+def test_published_crop_convention_shifts_boxes_that_stick_out_and_warps_float():
+    """data.crop_convention=published: 3DCrowdNet's clipping (x2 from the clipped x1) and float32 warping."""
+    box = (-20.0, -10.0, 100.0, 50.0)   # sticks out on the left and the top of a 200 x 150 image
+    ours = pp.process_bbox(box, 200, 150, aspect=1.0, scale=1.0)
+    pub = pp.process_bbox(box, 200, 150, aspect=1.0, scale=1.0, published=True)
+    # ours: the intersection [0, 79] x [0, 39]; published: [0, 99] x [0, 49], the whole size moved inwards
+    np.testing.assert_allclose(ours, [0.0, -20.0, 79.0, 79.0], atol=1e-4)
+    np.testing.assert_allclose(pub, [0.0, -25.0, 99.0, 99.0], atol=1e-4)
+    inside = (30.0, 20.0, 60.0, 60.0)   # a box inside the image: the same either way
+    np.testing.assert_allclose(pp.process_bbox(inside, 200, 150), pp.process_bbox(inside, 200, 150, published=True))
+    img = np.random.default_rng(0).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    pose = np.array([[60.0, 50.0, 1.0], [90.0, 80.0, 1.0]])
+    a = pp.test_crop(img, inside, pose, 0.1, 64)[0]
+    b = pp.test_crop(img, inside, pose, 0.1, 64, published=True)[0]
+    assert a.dtype == np.uint8 and b.dtype == np.float32
+    diff = np.abs(a.astype(np.float32) - b)
+    assert 0 < diff.max() <= 0.5 + 1e-3    # uint8 warping rounds; the published float warp does not

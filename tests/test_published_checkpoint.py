@@ -260,7 +260,8 @@ def test_released_sefd_students_distil_log_softmax_l1(student, tmp_path):
 
 def test_what_a_published_student_does_not_say_is_asked_for(student, tmp_path):
     """Its file does not name the feature loss of a student without GC blocks: training on from it needs --cfg or
-    distill.loss; two edge networks in one snapshot are refused; the teacher inside takes this run's model settings."""
+    distill.loss; two edge networks in one snapshot are refused; the teacher inside takes this run's model settings;
+    its test crops are made as the published code makes them."""
     from main import train as train_script
     from main.checkpoint import load_teacher
     from main.published_checkpoint import split_network
@@ -273,6 +274,7 @@ def test_what_a_published_student_does_not_say_is_asked_for(student, tmp_path):
     cfg = config_of(*load_checkpoint(tmp_path), BODY + [f'model.smpl_dir={tmp_path / "smpl"}'])
     teacher, _, _ = load_teacher(cfg)
     assert teacher.cfg.model == cfg.model and teacher.cfg.mode == 'teacher'   # this run's smpl_dir reaches it
+    assert cfg.data.crop_convention == 'published'   # evaluated on the published code's crops
 
 
 def test_edge_networks_inside_a_sefd_student_set_its_edge(student, tmp_path):

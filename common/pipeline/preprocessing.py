@@ -105,7 +105,7 @@ def get_bbox(joints, valid, extend=1.2):
     return np.array([cx - w / 2, cy - h / 2, w, h], dtype=np.float32)
 
 
-def process_bbox(bbox, img_w, img_h, aspect=1.0, scale=1.25, train=True):
+def process_bbox(bbox, img_w, img_h, aspect=1.0, scale=1.25, train=True, published=False):
     """Clip a box (x,y,w,h, image px) to the image, give it the input aspect ratio (w/h) by enlarging
     its shorter side, multiply both sides by `scale`, keep its centre (as 3DCrowdNet).
 
@@ -116,12 +116,14 @@ def process_bbox(bbox, img_w, img_h, aspect=1.0, scale=1.25, train=True):
     train=True: returns None when the box is degenerate (w*h <= 0, nothing left after clipping, or a
     single pixel): the sample is skipped. train=False (test sets): never None; a degenerate clipped box
     falls back to the unclipped box, with sides of at least 1 px.
+    published=True: the reference's clipping (x2 from the clipped x1: a box sticking out on the left/top moves
+    inwards, keeping its size), for published snapshots (data.crop_convention).
     Returns float32 [4] (x,y,w,h).
     """
     x, y, w, h = (float(v) for v in bbox)
     x1, y1 = max(0.0, x), max(0.0, y)
-    x2 = min(img_w - 1.0, x + max(0.0, w - 1))
-    y2 = min(img_h - 1.0, y + max(0.0, h - 1))
+    x2 = min(img_w - 1.0, (x1 if published else x) + max(0.0, w - 1))
+    y2 = min(img_h - 1.0, (y1 if published else y) + max(0.0, h - 1))
     ok = w * h > 0 and x2 >= x1 and y2 >= y1 and max(x2 - x1, y2 - y1) > 0
     if ok:
         x, y, w, h = x1, y1, x2 - x1, y2 - y1
@@ -360,19 +362,21 @@ def truncation_mask(joints, valid, hm_shape, depth_size=None):
 INPUT_CONF_THR = 0.05  # a detected joint counts when its confidence is above this (3DCrowdNet's test protocol)
 
 
-def pose_box(pose, img_w, img_h, train, conf_thr=INPUT_CONF_THR):
+def pose_box(pose, img_w, img_h, train, conf_thr=INPUT_CONF_THR, published=False):
     """The crop box of a detected pose [J,3] (x, y, conf; image px), as the test protocol makes it: the box of the
     joints above conf_thr, x1.2, then process_bbox. None when no joint counts (or, in training, the box is
     degenerate)."""
     box = get_bbox(pose[:, :2], pose[:, 2] > conf_thr)
-    return process_bbox(box, img_w, img_h, train=train) if box is not None else None
+    return process_bbox(box, img_w, img_h, train=train, published=published) if box is not None else None
 
 
-def test_crop(img, bbox, pose, conf_thr, size):
+def test_crop(img, bbox, pose, conf_thr, size, published=False):
     """One person's test input: the crop of `bbox` without augmentation, and the input pose [J,3] (image px,
     confidence) on the heatmap grid. Returns (patch [S,S,3] of img's dtype, img2bb, bb2img, joints [J,3] (grid px,
-    confidence), mask [J,1]: the joints above conf_thr that fall inside the grid)."""
+    confidence), mask [J,1]: the joints above conf_thr that fall inside the grid). published: warped from the
+    image in float32, as the reference does (here from uint8: values differ by up to 0.5/255)."""
     S, G = size, size // 4
+    img = img.astype(np.float32) if published else img
     patch, img2bb, bb2img = generate_patch_image(img, bbox, 1.0, 0.0, False, (S, S))
     joints = np.zeros((len(pose), 3), np.float32)
     joints[:, :2] = crop_to_grid(transform_joints_2d(pose[:, :2], img2bb), (S, S), (G, G))

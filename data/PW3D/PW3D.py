@@ -188,9 +188,9 @@ class PW3D(BaseDataset):
         W, H = img['width'], img['height']
         tight = np.asarray(ann['bbox'], np.float32)
         pose = self.input_pose(ann)
-        bbox = pre.pose_box(pose, W, H, train=False)
+        bbox = pre.pose_box(pose, W, H, train=False, published=self.published_crops)
         if bbox is None:
-            bbox = pre.process_bbox(tight, W, H, train=False)
+            bbox = pre.process_bbox(tight, W, H, train=False, published=self.published_crops)
         return Record(path, (H, W), bbox, tight, SMPL30, pose, None, person, scene=scene, image_rel=scene.image,
                       key=f'ann {ann["id"]}', ann_id=ann['id'], occlusion=float(ann.get('occlusion', np.nan)))
 

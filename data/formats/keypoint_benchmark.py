@@ -59,7 +59,7 @@ class KeypointBenchmark:
         records = []
         for n, (path, (H, W), k, iid, score) in enumerate(people):
             pose30 = self.input_pose(k)
-            bbox = pre.pose_box(pose30, W, H, train=False)
+            bbox = pre.pose_box(pose30, W, H, train=False, published=self.published_crops)
             if bbox is None:
                 continue
             tight = pre.get_bbox(k[:, :2], k[:, 2] > 0, extend=1.0)
