@@ -5,9 +5,7 @@ The data order and every sample's augmentation are functions of (train.seed, epo
 same steps as an uninterrupted one.
 """
 import contextlib
-import functools
 import math
-import os
 import random
 
 import numpy as np
@@ -100,13 +98,8 @@ def collate_present(batch):
     return (default_collate(kept) if kept else None), len(batch) - len(kept)
 
 
-def _lower_priority(nice, worker_id):
-    os.nice(nice)
-
-
 def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False, evaluation=False):
-    """evaluation: batches are (batch or None, samples left out) (collate_present). Training on a CPU, the workers
-    run at data.worker_nice: the model's threads keep the cores, the workers take what they leave."""
+    """evaluation: batches are (batch or None, samples left out) (collate_present)."""
     nw = cfg.data.num_workers
     # a renderer cannot be used in a process forked from one that rendered: start such workers fresh
     ctx = 'forkserver' if nw and needs_spawned_workers(cfg) else None
@@ -115,6 +108,4 @@ def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, t
                       pin_memory=device.type == 'cuda', drop_last=train and n >= batch_size,
                       persistent_workers=train and nw > 0, multiprocessing_context=ctx,
                       generator=torch.Generator().manual_seed(cfg.train.seed),
-                      collate_fn=collate_present if evaluation else None,
-                      worker_init_fn=functools.partial(_lower_priority, cfg.data.worker_nice) if train and nw and device.type == 'cpu'
-                      and cfg.data.worker_nice else None)
+                      collate_fn=collate_present if evaluation else None)

@@ -81,8 +81,6 @@ class DataConfig:
                                    # loader workers (data/image_cache.py); 0: decode every time
     crop_convention: str = 'ours'  # test crops: ours | published (3DCrowdNet's box clipping and float32 warp; set
                                    # when a published snapshot is converted, so its numbers are the published code's)
-    worker_nice: int = 10          # CPU training: loader workers run at this lower priority, so that they fill the
-                                   # compute threads' idle time instead of stalling them (0: same priority)
     on_bad_sample: str = 'skip'    # skip | error
     input_pose: str = 'detector'   # the training input 2D pose. detector: what the test-time detector gives (its
                                    # joints only: COCO-17 + neck + pelvis; missed joints absent; the synthetic set
@@ -306,7 +304,7 @@ def validate(cfg):
     must(cfg.mode == 'student' or cfg.distill.loss == 'none',
          f'distill.loss={cfg.distill.loss} needs mode=student (a {cfg.mode} has no teacher)')
     for key, low in (('train.batch_size', 1), ('test.batch_size', 1), ('data.num_workers', 0),
-                     ('data.image_cache_mb', 0), ('data.worker_nice', 0), ('train.end_epoch', 1)):
+                     ('data.image_cache_mb', 0), ('train.end_epoch', 1)):
         group, name = key.split('.')
         value = getattr(getattr(cfg, group), name)
         must(value >= low, f'{key} must be >= {low}, got {value}')

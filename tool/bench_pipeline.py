@@ -2,7 +2,7 @@
 
     python tool/bench_pipeline.py                         # baseline and teacher, the quickstart's small settings
     python tool/bench_pipeline.py --models baseline --iters 60 --reps 2
-    python tool/bench_pipeline.py --models teacher data.worker_nice=0   # any config override, on both
+    python tool/bench_pipeline.py --models teacher data.image_cache_mb=0   # any config override, on both
 
 Stage: `main/train.py` as the quickstart runs it (its loader worker, the teacher's overlap edges read from the files
 the quickstart's data stage renders, logging, a checkpoint every 50 iterations and at the end, validation after the
@@ -44,7 +44,7 @@ def parse_args(argv=None):
     ap.add_argument('--reps', type=int, default=1, help='stage runs per model (each between two bare timings)')
     ap.add_argument('--data', default='', help='data.root with Synthetic/ (default: the quickstart\'s, else made)')
     ap.add_argument('--amp', action='store_true', help='train.py --amp (the precision it picks is printed)')
-    ap.add_argument('overrides', nargs='*', help='config overrides of both (key=value), e.g. data.worker_nice=0')
+    ap.add_argument('overrides', nargs='*', help='config overrides of both (key=value), e.g. data.image_cache_mb=0')
     args = ap.parse_args(argv)
     models = [m for m in args.models.split(',') if m]
     bad = [m for m in models if m not in MODELS]
