@@ -99,11 +99,12 @@ HELD_LOCKS = []
 
 def lock_experiment(exp_dir):
     """An exclusive lock on exp_dir/.lock for as long as this process runs: two trainings of one experiment (two
-    `--continue` at once) would write each other's checkpoints."""
+    `--continue` at once) would write each other's checkpoints. A POSIX record lock: forked loader workers do not
+    inherit it, so it ends with this process even when a worker outlives it for a moment (after a SIGKILL)."""
     import fcntl
     f = open(exp_dir / '.lock', 'a')
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
         raise UserError(f'{exp_dir} is being trained by another process (it holds {exp_dir / ".lock"}); wait for '

@@ -307,7 +307,7 @@ def test_continue_applies_a_changed_learning_rate_refuses_a_second_process_and_s
     assert r.returncode == 0 and 'nothing to train' in r.stdout + r.stderr, r.stderr[-2000:]
     import fcntl
     with open(exp / '.lock', 'a') as held:   # another process trains this experiment
-        fcntl.flock(held, fcntl.LOCK_EX)
+        fcntl.lockf(held, fcntl.LOCK_EX)
         r = run('main/train.py', ['--continue', '--exp_dir', str(exp), 'train.end_epoch=2'])
     assert r.returncode == 2 and 'is being trained by another process' in r.stderr, r.stderr[-2000:]
     r = run('main/train.py', ['--continue', '--exp_dir', str(exp), 'train.end_epoch=2', 'train.lr=0.5',
