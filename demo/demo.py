@@ -9,8 +9,9 @@
 ({"images": [{"id", "file_name"}], "annotations": [{"image_id", "keypoints"}]}), a list of detections
 ([{"image_id" or "file_name", "keypoints"}], image ids matched to file stems), or {file name: [person, ...]}
 (3DCrowdNet's demo: each person 17 x 3 or 51 numbers). Without it, people and their 2D poses are found by
-MediaPipe Pose (the models inside the mediapipe 0.10.14 wheel, offline; demo/mediapipe_pose.py), several people
-per image; its poses are written to <out>/poses_detected.json (reusable with --pose-json).
+BlazePose (the detector and landmark models inside the mediapipe 0.10.14 wheel, offline; demo/mediapipe_pose.py:
+every person the detector sees, on the whole image and on windows, then the landmark model on each person);
+its poses are written to <out>/poses_detected.json (reusable with --pose-json).
 
 Each person is cropped as the test loader crops (the box of the 2D pose, x1.2, squared, x1.25; the model's input
 size), the model predicts the mesh in the crop's camera (focal model.focal in crop pixels, principal point at the
@@ -41,7 +42,8 @@ from common.paths import ROOT  # noqa: E402
 from tool.quickstart import default_student_checkpoint  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-MEDIAPIPE_DIR = Path(os.environ.get('SEFD_MEDIAPIPE_DIR') or Path.home() / '.cache' / 'sefd' / 'mediapipe-0.10.14')
+MEDIAPIPE_DIR = Path(os.environ.get('SEFD_MEDIAPIPE_DIR')
+                     or Path.home() / '.cache' / 'sefd' / 'blazepose-mediapipe-0.10.14')
 log = logging.getLogger('sefd')
 
 
@@ -198,19 +200,19 @@ def read_pose_json(path, names):
 
 
 def detect_people(paths, out_json, max_people):
-    """2D poses of every person in each image with MediaPipe (demo/mediapipe_pose.py in a subprocess, with the
-    folder requirements.sh installed mediapipe 0.10.14 into first on its path)."""
+    """Every person in each image and their 2D pose (demo/mediapipe_pose.py in a subprocess, with the folder
+    requirements.sh unpacked the mediapipe 0.10.14 models and ai-edge-litert into first on its path)."""
     env = dict(os.environ)
     if MEDIAPIPE_DIR.is_dir():
         env['PYTHONPATH'] = str(MEDIAPIPE_DIR) + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    env.setdefault('GLOG_minloglevel', '2')
     cmd = [sys.executable, str(ROOT / 'demo' / 'mediapipe_pose.py'), '--out', str(out_json),
            '--max-people', str(max_people)] + [str(p) for p in paths]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode == 3 or 'MEDIAPIPE_IMPORT_ERROR' in r.stderr:
         why = next((ln.split(' ', 1)[1] for ln in r.stderr.splitlines() if ln.startswith('MEDIAPIPE_IMPORT_ERROR')),
                    'not importable')
-        raise UserError(f'the built-in 2D pose detector needs mediapipe 0.10.14 in {MEDIAPIPE_DIR} ({why}): run '
+        raise UserError(f'the built-in pose detector needs the mediapipe 0.10.14 models and ai-edge-litert in '
+                        f'{MEDIAPIPE_DIR} ({why}): run '
                         f'bash requirements.sh, or give 2D poses with --pose-json')
     if r.returncode != 0 or not Path(out_json).is_file():
         last = (r.stderr.strip().splitlines() or ['no message'])[-1]
@@ -222,11 +224,20 @@ def detect_people(paths, out_json, max_people):
 def load_model(path, device):
     from common.paths import resolve_path
     from main.checkpoint import model_from_checkpoint
-    model, cfg, _, path = model_from_checkpoint(resolve_path(path))
+    model, cfg, ckpt, path = model_from_checkpoint(resolve_path(path))
     if cfg.mode == 'teacher':
         raise UserError(f'{path} is a teacher: it sees the SMPL overlap edge rendered from ground-truth meshes, '
                         f'which a photograph does not have; use a student or a baseline checkpoint')
-    return model.to(device).eval(), cfg, path
+    return model.to(device).eval(), cfg, path, trained_on(cfg, ckpt)
+
+
+def trained_on(cfg, ckpt):
+    """What the checkpoint learned from, in words, and whether that is only the synthetic crowd set."""
+    sets = list(cfg.data.train_sets_3d) + list(cfg.data.train_sets_2d)
+    epochs = int(ckpt.get('epoch', -1)) + 1 if isinstance(ckpt.get('epoch'), int) else None
+    span = f'{epochs} epoch{"s" if epochs != 1 else ""} ' if epochs else ''
+    text = f'trained {span}on {", ".join(sets) or "no named set"}'
+    return text, bool(sets) and set(sets) <= {'Synthetic'}
 
 
 # ---------------------------------------------------------------------------------------------- people
@@ -294,7 +305,7 @@ def process_image(name, img, people, model, cfg, device, out_dir, args, loader_e
     H, W = img.shape[:2]
     items = [(k, person_inputs(img, kp, cfg, args.conf_thr, loader_edge)) for k, kp in enumerate(people)]
     items = [(k, it) for k, it in items if it is not None]
-    summary = {'image': name, 'width': W, 'height': H, 'people': []}
+    summary = {'image': name, 'width': W, 'height': H, 'model': args.model_info, 'people': []}
     pose_img = img.copy()
     t = max(1, round(max(H, W) / 400))
     for k, kp in enumerate(people):
@@ -359,7 +370,7 @@ def main(argv=None):
     device = torch.device('cuda', int(args.gpu.split(',')[0])) if args.gpu else torch.device('cpu')
     ckpt = args.ckpt or default_student_checkpoint()
     items = None if args.video else list_images(args.img)   # a wrong --img fails before the model loads
-    model, cfg, ckpt_path = load_model(ckpt, device)
+    model, cfg, ckpt_path, (trained, synthetic_only) = load_model(ckpt, device)
     out_dir = Path(args.out).expanduser() if args.out else \
         ROOT / 'output' / 'demo' / datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
@@ -384,6 +395,7 @@ def main(argv=None):
                                              args.max_people), names)
     # an edge the loader would compute (OpenCV Canny) is computed per crop here, by the model's own estimator
     loader_edge = model.edge.module if model.edge is not None and model.edge.module.in_loader else None
+    args.model_info = {'checkpoint': str(ckpt_path), 'mode': cfg.mode, 'trained': trained}
     from tqdm import tqdm
     overlays = []
     for name in tqdm(names, desc='demo', unit='img', disable=len(names) < 3):
@@ -396,7 +408,12 @@ def main(argv=None):
             print(f'{name}: {n} {"person" if n == 1 else "people"}')
     if args.video and overlays:
         write_video(out_dir / f'{Path(args.video).stem}_mesh.mp4', overlays, fps)
-    print(f'model {ckpt_path} ({cfg.mode}, {cfg.model.backbone} {cfg.model.input_size} px); results in {out_dir}')
+    print(f'model {ckpt_path} ({cfg.mode}, {cfg.model.backbone} {cfg.model.input_size} px, {trained}); '
+          f'results in {out_dir}')
+    if synthetic_only:
+        print('note: this model has seen only the synthetic crowd set (minutes of training on procedural people): '
+              'on photographs its 2D poses and boxes are right, its meshes mean-like; for real results give --ckpt a '
+              'published 3DCrowdNet or SEFD snapshot (README, Demo)')
     return out_dir
 
 

@@ -40,7 +40,10 @@ conversion of the per-vertex layout.
 
 The config is inferred from the weights:
   model.backbone     resnet<depth>: blocks per stage of backbone.layer1..4 (and conv3: Bottleneck)
-  model.input_size   32 * D, D = PositionNet outputs / 15 (the published 256 px crop: D = 8)
+  model.input_size   32 * D, D = PositionNet outputs / 15 (the published 256 px crop: D = 8). The weights fix
+                     only this: every layer is convolutional or samples at joints, so a crop's width leaves no
+                     trace in them. The crop is taken square, as in every released snapshot and config; a YAML
+                     of the published code with a non-square input_img_shape is refused (main/published_config.py)
   model.pose_head    vposer (32 pose outputs; model.vposer_ckpt=checkpoint when the VPoser weights are inside,
                      so no separate VPoser file is needed) or rot6d (21*6)
   mode / edge        conv1 with 3 input channels: baseline.
