@@ -46,7 +46,7 @@ import yaml  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.io import atomic_write_text  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from tool.experiments import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested,  # noqa: E402
+from tool.runs.stages import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested,  # noqa: E402
                               mean_std, override, rel, result_path, run_script, test_stage, train_stage,
                               trained_snapshot)
 from tool.runs.state import RunState  # noqa: E402

@@ -26,7 +26,7 @@ from common.errors import UserError, run_cli  # noqa: E402
 from common.io import atomic_write_text  # noqa: E402
 from common.paths import ROOT  # noqa: E402
 from tool.benchmark import print_machine  # noqa: E402
-from tool.experiments import fmt_time, machine, override, rel, run_script, train_stage  # noqa: E402
+from tool.runs.stages import fmt_time, machine, override, rel, run_script, train_stage  # noqa: E402
 
 
 # What every candidate shares (the quickstart's synthetic setting); a candidate's overrides come on top.

@@ -30,7 +30,7 @@ from common.paths import ROOT  # noqa: E402
 from common.runtime import machine_line, precision_name  # noqa: E402
 from main.config import load_config  # noqa: E402
 from tool.benchmark import interleaved, train_step  # noqa: E402
-from tool.experiments import override, rel, run_script  # noqa: E402
+from tool.runs.stages import override, rel, run_script  # noqa: E402
 
 PRESET = ROOT / 'assets' / 'yaml' / 'quickstart' / 'small.yml'
 MODELS = ('baseline', 'teacher')

@@ -22,7 +22,7 @@ import tempfile  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.io import atomic_write_text  # noqa: E402
 from common.paths import ROOT, resolve_path  # noqa: E402
-from tool.experiments import rel, run_script  # noqa: E402
+from tool.runs.stages import rel, run_script  # noqa: E402
 
 MESH = ('mpjpe', 'pa_mpjpe', 'mpvpe')
 AP = ('ap', 'ap50', 'ap75')

@@ -37,7 +37,7 @@ import yaml  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.io import atomic_write_text  # noqa: E402
 from common.paths import ROOT  # noqa: E402
-from tool.experiments import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_exp, is_tested,  # noqa: E402
+from tool.runs.stages import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_exp, is_tested,  # noqa: E402
                               machine, mean_std, override, rel, result_path, run_script, test_stage,
                               train_stage, trained_snapshot)
 from tool.runs.state import RunState, read_state  # noqa: E402
