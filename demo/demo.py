@@ -212,8 +212,7 @@ def detect_people(paths, out_json, max_people):
         why = next((ln.split(' ', 1)[1] for ln in r.stderr.splitlines() if ln.startswith('MEDIAPIPE_IMPORT_ERROR')),
                    'not importable')
         raise UserError(f'the built-in pose detector needs the mediapipe 0.10.14 models and ai-edge-litert in '
-                        f'{MEDIAPIPE_DIR} ({why}): run '
-                        f'bash requirements.sh, or give 2D poses with --pose-json')
+                        f'{MEDIAPIPE_DIR} ({why}): run bash requirements.sh, or give 2D poses with --pose-json')
     if r.returncode != 0 or not Path(out_json).is_file():
         last = (r.stderr.strip().splitlines() or ['no message'])[-1]
         raise UserError(f'the 2D pose detector (demo/mediapipe_pose.py) failed: {last[:300]}')
@@ -294,8 +293,9 @@ def write_obj(path, verts, faces):
     atomic_write_text(path, '\n'.join(lines) + '\n')
 
 
-def process_image(name, img, people, model, cfg, device, out_dir, args, loader_edge):
-    """Everything for one image; returns its summary dict and the mesh overlay."""
+def process_image(name, img, people, model, cfg, device, out_dir, args, loader_edge, model_info):
+    """Everything for one image; returns its summary dict and the mesh overlay. model_info: which checkpoint,
+    and what it was trained on (written in the image's json)."""
     import torch
 
     from common import vis
@@ -305,7 +305,7 @@ def process_image(name, img, people, model, cfg, device, out_dir, args, loader_e
     H, W = img.shape[:2]
     items = [(k, person_inputs(img, kp, cfg, args.conf_thr, loader_edge)) for k, kp in enumerate(people)]
     items = [(k, it) for k, it in items if it is not None]
-    summary = {'image': name, 'width': W, 'height': H, 'model': args.model_info, 'people': []}
+    summary = {'image': name, 'width': W, 'height': H, 'model': model_info, 'people': []}
     pose_img = img.copy()
     t = max(1, round(max(H, W) / 400))
     for k, kp in enumerate(people):
@@ -395,12 +395,12 @@ def main(argv=None):
                                              args.max_people), names)
     # an edge the loader would compute (OpenCV Canny) is computed per crop here, by the model's own estimator
     loader_edge = model.edge.module if model.edge is not None and model.edge.module.in_loader else None
-    args.model_info = {'checkpoint': str(ckpt_path), 'mode': cfg.mode, 'trained': trained}
+    model_info = {'checkpoint': str(ckpt_path), 'mode': cfg.mode, 'trained': trained}
     from tqdm import tqdm
     overlays = []
     for name in tqdm(names, desc='demo', unit='img', disable=len(names) < 3):
         summary, overlay = process_image(name, images[name], poses.get(name, []), model, cfg, device, out_dir, args,
-                                         loader_edge)
+                                         loader_edge, model_info)
         if args.video:
             overlays.append(overlay)
         n = len(summary['people'])

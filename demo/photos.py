@@ -36,6 +36,7 @@ from common.paths import ROOT  # noqa: E402
 
 PHOTOS_DIR = Path(os.environ.get('SEFD_PHOTOS_DIR') or Path.home() / '.cache' / 'sefd' / 'photos')
 INSTALLED = ('skimage', 'matplotlib')   # sources read from installed packages, the others fetched with pip
+SDIST_ONLY = ('insightface',)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,15 +70,13 @@ def parse_args(argv=None):
 
 
 def _pip_download(requirement, dest):
-    """The archive of one requirement (no dependencies; an sdist is not built) in dest."""
+    """The archive of one requirement (no dependencies) in the empty folder dest; InsightFace ships an sdist only,
+    taken as it is (not built)."""
     name = requirement.split('==')[0]
-    cmd = [sys.executable, '-m', 'pip', 'download', '--disable-pip-version-check', '--no-deps', '-q', '-d',
-           str(dest), requirement]
-    if name == 'insightface':   # an sdist only: taken as it is
-        cmd[4:4] = ['--no-binary', name]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    found = [p for p in Path(dest).iterdir() if p.name.lower().startswith(name.replace('-', '_')) or
-             p.name.lower().startswith(name)]
+    sdist = ['--no-binary', name] if name in SDIST_ONLY else []
+    r = subprocess.run([sys.executable, '-m', 'pip', 'download', '--disable-pip-version-check', '--no-deps', '-q',
+                        *sdist, '-d', str(dest), requirement], capture_output=True, text=True)
+    found = sorted(Path(dest).iterdir())
     if r.returncode != 0 or not found:
         last = (r.stderr.strip().splitlines() or ['no message'])[-1]
         raise UserError(f'pip download {requirement} failed ({last[:200]}): the photographs need the package '
@@ -130,7 +129,7 @@ def fetch(photos_dir=PHOTOS_DIR):
 
 
 def count_people(paths, out_json):
-    """{photo name: people the demo's detector finds} and the COCO keypoint file it wrote."""
+    """{photo name: people the demo's detector finds}; the detections go to out_json (COCO keypoints)."""
     from demo.demo import detect_people
     detect_people(paths, out_json, max_people=20)
     db = json.loads(Path(out_json).read_text())
