@@ -177,7 +177,7 @@ def same_person(lm_a, k0_a, r_a, lm_b, _, k0_b, r_b):
 
 
 def find_people(model, rgb, max_people):
-    """[(landmarks [33,3] px + visibility, score)] of the people in rgb (HxWx3 uint8), best first.
+    """[(landmarks [33,3] px + visibility, score)] of the people in rgb (HxWx3 uint8), by detector score.
 
     Each detection's region is refined once from the landmark model's own alignment points (landmarks 33, 34: hips
     centre, body-circle top; what MediaPipe tracks between video frames), so two detections of one body (its head
