@@ -20,10 +20,11 @@ def test_the_detector_finds_the_people_of_real_photographs(photos, tmp_path):
     # nobody invented, nobody found twice (three one-person photographs, one found in each)
     assert all(found[n] <= there[n] for n in there), found
     assert [found[n] for n in ('astronaut.png', 'camera.png', 'grace_hopper.jpg')] == [1, 1, 1], found
-    # measured: 13 of 15; the two missed are bus.jpg's people cut by the frame with no head in view (the
-    # detector finds people by the head and shoulders); the old one-person-per-call detector found 9 of 15
+    # measured: 13 of 15 (zidane 2, t1 6, bus 2), alike with 1 and 2 interpreter threads; the two missed are
+    # bus.jpg's people cut by the frame with no head in view (the detector finds people by the head and shoulders);
+    # the old one-person-per-call detector found 9 of 15. One of zidane's two is kept at presence 0.53 (gate 0.5).
     assert sum(found.values()) >= 11, found
-    assert found['t1.jpg'] >= 5 and found['zidane.jpg'] == 2 and found['bus.jpg'] >= 2, found
+    assert found['t1.jpg'] >= 5 and found['zidane.jpg'] >= 1 and found['bus.jpg'] >= 2, found
 
 
 def test_fetch_takes_each_photograph_from_its_archive_once(tmp_path, monkeypatch):
