@@ -178,6 +178,30 @@ def report(found, trained):
         f'| all | | {there} | {got} |', ''])
 
 
+def run_demo(paths, ckpt, out):
+    """Detect, run the demo, write the montage and the report into out; returns (found, what the meshes are)."""
+    from demo import demo
+    from tool.runs.stages import rel
+    ckpt = ckpt or str(demo.default_student_checkpoint())
+    out.mkdir(parents=True, exist_ok=True)
+    found = count_people(paths, out / 'poses.json')
+    demo_dir = out / 'demo'
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    demo.main(['--img', str(PHOTOS_DIR), '--ckpt', ckpt, '--pose-json', str(out / 'poses.json'), '--out', str(demo_dir),
+               '--no-obj'])
+    result = next(demo_dir.glob('*.json'), None)   # one per image with a person found, each naming the model
+    if result is None:
+        raise UserError(f'the detector found nobody in the photographs of {PHOTOS_DIR}: nothing to show')
+    trained = json.loads(result.read_text())['model']
+    about = f'{rel(trained["checkpoint"])} ({trained["mode"]}, {trained["trained"]})'
+    montage(demo_dir, [p.name for p in PHOTOS], out / 'montage.jpg')
+    people = json.dumps(
+        {'photos': [dict(dataclasses.asdict(p), found=found[p.name]) for p in PHOTOS], 'model': trained}, indent=1)
+    atomic_write_text(out / 'people.json', people)
+    atomic_write_text(out / 'people.md', report(found, about))
+    return found, about
+
+
 def main(argv=None):
     args = parse_args(argv)
     paths = fetch()
@@ -185,21 +209,13 @@ def main(argv=None):
         print(f'{len(paths)} photographs in {PHOTOS_DIR}')
         return 0
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
-    out.mkdir(parents=True, exist_ok=True)
-    from demo import demo
-    from tool.runs.stages import rel
-    found = count_people(paths, out / 'poses.json')
-    ckpt = args.ckpt or str(demo.default_student_checkpoint())
-    demo_dir = out / 'demo'
-    shutil.rmtree(demo_dir, ignore_errors=True)
-    demo.main(['--img', str(PHOTOS_DIR), '--ckpt', ckpt, '--pose-json', str(out / 'poses.json'), '--out', str(demo_dir),
-               '--no-obj'])
-    trained = json.loads((demo_dir / f'{Path(PHOTOS[0].name).stem}.json').read_text())['model']
-    about = f'{rel(trained["checkpoint"])} ({trained["mode"]}, {trained["trained"]})'
-    montage(demo_dir, [p.name for p in PHOTOS], out / 'montage.jpg')
-    atomic_write_text(out / 'people.json', json.dumps(
-        {'photos': [dict(dataclasses.asdict(p), found=found[p.name]) for p in PHOTOS], 'model': trained}, indent=1))
-    atomic_write_text(out / 'people.md', report(found, about))
+    created = not out.exists()
+    try:
+        found, about = run_demo(paths, args.ckpt, out)
+    except BaseException:   # a bad --ckpt, an interrupt: no half-written output folder left behind
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     print(report(found, about))
     print(f'montage: {out / "montage.jpg"}')
     return 0

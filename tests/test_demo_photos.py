@@ -61,3 +61,10 @@ def test_fetch_takes_each_photograph_from_its_archive_once(tmp_path, monkeypatch
     assert sorted(p.name for p in out.iterdir()) == ['a.jpg', 'b.jpg', 'c.jpg']   # no partial files left
     demo_photos.fetch(out)
     assert len(downloads) == 2   # all there: nothing downloaded again
+
+
+def test_a_wrong_checkpoint_is_one_line_and_leaves_no_folder(photos, tmp_path):
+    from common.errors import UserError
+    with pytest.raises(UserError, match='does not exist'):
+        demo_photos.main(['--ckpt', str(tmp_path / 'missing.pth.tar'), '--out', str(tmp_path / 'out')])
+    assert not (tmp_path / 'out').exists()
