@@ -216,8 +216,9 @@ def main(argv=None):
     images, anns = [], []
     for i, path in enumerate(args.images):
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            continue  # demo.py has read every image before; nothing to add here
+        if bgr is None:   # demo.py has read every image before; run alone, say which one is skipped
+            sys.stderr.write(f'warning: cannot read {path} as an image: skipped\n')
+            continue
         H, W = bgr.shape[:2]
         images.append({'id': i, 'file_name': path, 'width': W, 'height': H})
         for lm, score in find_people(model, np.ascontiguousarray(bgr[:, :, ::-1]), args.max_people):
