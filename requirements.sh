@@ -22,6 +22,10 @@ else
     "$PY" -m pip install --disable-pip-version-check torch==2.13.0
 fi
 "$PY" -m pip install --disable-pip-version-check -r requirements.txt
+# The project itself, editable (pyproject.toml): the scripts import common/, data/, main/, tool/ from this folder, and
+# the console scripts sefd-train, sefd-test, sefd-demo and sefd-quickstart exist. Rerun this in another clone to
+# switch this Python to it (a script of a clone Python does not import says so in one line).
+"$PY" -m pip install --disable-pip-version-check --no-deps -q -e .
 
 # The demo's built-in person and 2D pose detector: the BlazePose models inside the mediapipe 0.10.14 wheel (they
 # ship in it: it works offline) run by the LiteRT interpreter (ai-edge-litert), both unpacked into their own folder

@@ -17,6 +17,19 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _check_clone():
+    """One line instead of silently running another clone's code: the running script lies in one clone of this
+    project and Python imports the project from another (where the editable install was made)."""
+    import sys
+    from common.paths import ROOT, foreign_clone
+    script = getattr(sys.modules.get('__main__'), '__file__', None)
+    other = foreign_clone(script) if script else None
+    if other is not None:
+        raise UserError(f'{script} belongs to {other}, but Python imports this project from {ROOT} (its editable '
+                        f'install): run `bash requirements.sh` (or pip install --no-deps -e .) in {other} to switch '
+                        f'this Python to it')
+
+
 def run_cli(main):
     """Run an entry point; a UserError ends it with its one line on stderr and exit code 2, an OS error (disk full,
     read-only or missing folder) with one line and code 1, Ctrl-C with one line and code 130, SIGTERM likewise with
@@ -27,6 +40,7 @@ def run_cli(main):
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
+        _check_clone()
         return main()
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)

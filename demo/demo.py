@@ -22,24 +22,21 @@ depth order. Writes to --out (default output/demo/<time>), per image: <name>_mes
 <name>_ids.png (which person each pixel shows: 0 none, k for the k-th person), <name>_person<k>.obj (camera frame,
 metres), <name>.json (people, boxes, camera).
 """
+import argparse
+import datetime
+import json
+import logging
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from demo/
+import numpy as np
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from tool.quickstart import default_student_checkpoint  # noqa: E402
+from common.errors import UserError, run_cli
+from common.paths import ROOT
+from tool.quickstart import default_student_checkpoint
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 MEDIAPIPE_DIR = Path(os.environ.get('SEFD_MEDIAPIPE_DIR')
@@ -426,5 +423,10 @@ def write_video(path, frames, fps):
     wr.release()
 
 
-if __name__ == '__main__':
+def cli():
+    """The console script sefd-demo (pyproject.toml): main() with one-line errors."""
     run_cli(main)
+
+
+if __name__ == '__main__':
+    cli()

@@ -15,24 +15,21 @@ Writes to --out (default output/demo_photos): people.json and people.md (per pho
 the demo's detector), montage.jpg (per photograph: the detected 2D poses, then the meshes), and the demo's own
 outputs under demo/.
 """
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
+import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from demo/
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tarfile  # noqa: E402
-import tempfile  # noqa: E402
-import zipfile  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_bytes, atomic_write_text  # noqa: E402
-from common.paths import ROOT  # noqa: E402
+from common.errors import UserError, run_cli
+from common.io import atomic_write_bytes, atomic_write_text
+from common.paths import ROOT
 
 PHOTOS_DIR = Path(os.environ.get('SEFD_PHOTOS_DIR') or Path.home() / '.cache' / 'sefd' / 'photos')
 INSTALLED = ('skimage', 'matplotlib')   # sources read from installed packages, the others fetched with pip

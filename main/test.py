@@ -13,9 +13,6 @@ and predictions: pose, shape, cam_trans, bbox, ann_id).
 import argparse
 import logging
 
-if not __package__:  # run as a script: put the repository root on sys.path
-    import _init_paths  # noqa: F401
-
 import torch
 
 from common.errors import UserError, run_cli
@@ -77,5 +74,10 @@ def main(argv=None):
     return result
 
 
-if __name__ == '__main__':
+def cli():
+    """The console script sefd-test (pyproject.toml): main() with one-line errors."""
     run_cli(main)
+
+
+if __name__ == '__main__':
+    cli()

@@ -14,9 +14,6 @@ import contextlib
 import os
 import shutil
 
-if not __package__:  # run as a script: put the repository root on sys.path
-    import _init_paths  # noqa: F401
-
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -179,5 +176,10 @@ def main(argv=None):
                         f'stopped') from None
 
 
-if __name__ == '__main__':
+def cli():
+    """The console script sefd-train (pyproject.toml): main() with one-line errors."""
     run_cli(main)
+
+
+if __name__ == '__main__':
+    cli()

@@ -1,11 +1,14 @@
-import sys
+import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import pytest
 
-import pytest  # noqa: E402
+# pytest.ini's `pythonpath = .` makes this clone's packages the ones the tests import; the scripts the tests start
+# (main/train.py, tool/quickstart.py, ...) get the same through PYTHONPATH, whichever clone the editable install
+# points to.
+ROOT = Path(__file__).resolve().parents[1]
+os.environ['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+                                                          if p and Path(p).resolve() != ROOT])
 
 
 @pytest.fixture(scope='session')

@@ -7,14 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from common.runtime import init_process, unwrap  # noqa: E402
-from data.dataset import build_train_dataset  # noqa: E402
-from main.config import load_config  # noqa: E402
-from main.trainer import Trainer  # noqa: E402
+from common.runtime import init_process, unwrap
+from data.dataset import build_train_dataset
+from main.config import load_config
+from main.trainer import Trainer
 
 
 def main():

@@ -23,33 +23,29 @@ ones (train.py --continue). --jobs N runs N cells at once (each in a subprocess;
 run.log); --gpu ids are spread over the jobs. Outputs: table.md (mean ± std over seeds), results.csv (one row per
 trained model), chart.png.
 """
+import argparse
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+import yaml
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import hashlib  # noqa: E402
-import io  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-import yaml  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_text  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from tool.runs.stages import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested,  # noqa: E402
-                              mean_std, override, rel, result_path, run_script, test_stage, train_stage,
-                              trained_snapshot)
-from tool.runs.state import RunState  # noqa: E402
+from common.errors import UserError, run_cli
+from common.io import atomic_write_text
+from common.paths import ROOT
+from tool.runs.stages import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested, mean_std, override, rel,
+                              result_path, run_script, test_stage, train_stage, trained_snapshot)
+from tool.runs.state import RunState
 
 PRESETS = ROOT / 'assets' / 'yaml' / 'ablations'
 STUDENT_KEYS = ('edge.', 'distill.', 'mode=')   # what references do not take from the grid

@@ -11,20 +11,16 @@ The synthetic set must exist (python tool/make_synthetic.py).
 import argparse
 import copy
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.utils.data import DataLoader
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from common.errors import run_cli  # noqa: E402
-from data.dataset import build_train_dataset  # noqa: E402
-from data.loader import make_loader  # noqa: E402
-from main.config import load_config  # noqa: E402
-from tool.benchmark import interleaved, print_machine, train_step  # noqa: E402
+from common.errors import run_cli
+from data.dataset import build_train_dataset
+from data.loader import make_loader
+from main.config import load_config
+from tool.benchmark import interleaved, print_machine, train_step
 
 
 def loader_rate(cfg, dataset, workers, batches):

@@ -12,19 +12,16 @@ training step (with its frozen teacher) for each edge type, as a ratio to the ko
 The learned nets carry random weights (the cost does not depend on them). Configurations are interleaved
 (A B C A B C ...) after a warm-up, so drifts of a shared machine hit all of them alike.
 """
+import argparse
+import statistics
 import sys
+import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+import torch
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-
-import torch  # noqa: E402
-
-from common.errors import run_cli  # noqa: E402
-from tool.benchmark import interleaved, print_machine, sync  # noqa: E402
+from common.errors import run_cli
+from tool.benchmark import interleaved, print_machine, sync
 
 LEARNED = ('rcf', 'hed', 'pidinet', 'see')
 EDGES = ('canny', 'canny_opencv') + LEARNED

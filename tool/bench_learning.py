@@ -13,21 +13,16 @@ machine's conditions; on a shared machine, rerun and compare. Rerunning skips fi
 It measures what each fix of README "What limits learning here" is worth: the default, the default with one fix
 undone, and everything as published; the table also has MPJPE (the global orientation shows there).
 """
-import sys
+import argparse
+import json
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_text  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from tool.benchmark import print_machine  # noqa: E402
-from tool.runs.stages import fmt_time, machine, override, rel, run_script, train_stage  # noqa: E402
-
+from common.errors import UserError, run_cli
+from common.io import atomic_write_text
+from common.paths import ROOT
+from tool.benchmark import print_machine
+from tool.runs.stages import fmt_time, machine, override, rel, run_script, train_stage
 
 # What every candidate shares (the quickstart's synthetic setting); a candidate's overrides come on top.
 COMMON = {'data.train_sets_3d': ['Synthetic'], 'data.train_sets_2d': [], 'data.test_set': 'Synthetic',

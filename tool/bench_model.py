@@ -10,20 +10,15 @@ Configurations are interleaved (A B C A B C ...) so drifts of a shared machine h
 """
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from common.errors import run_cli  # noqa: E402
-
-from common.body.body_samples import make_batch  # noqa: E402
-from common.body.smpl import body_model  # noqa: E402
-from main.config import load_config  # noqa: E402
-from main.model import Model  # noqa: E402
-from tool.benchmark import interleaved, print_machine, step_args, train_step  # noqa: E402
+from common.body.body_samples import make_batch
+from common.body.smpl import body_model
+from common.errors import run_cli
+from main.config import load_config
+from main.model import Model
+from tool.benchmark import interleaved, print_machine, step_args, train_step
 
 
 def backbone_fn(model, img):

@@ -17,23 +17,19 @@ Ratios are what counts on a shared machine.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
+import numpy as np
+import torch
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from common.body.body_samples import random_smpl_params  # noqa: E402
-from common.body.smpl import get_body_model  # noqa: E402
-from common.edges.canny import canny_magnitude  # noqa: E402
-from common.edges.overlap import dilation_size, overlap_edges, overlap_edges_crop  # noqa: E402
-from common.render.renderer import Renderer  # noqa: E402
-from tool.benchmark import print_machine  # noqa: E402
-
+from common.body.body_samples import random_smpl_params
+from common.body.smpl import get_body_model
+from common.edges.canny import canny_magnitude
+from common.edges.overlap import dilation_size, overlap_edges, overlap_edges_crop
+from common.errors import run_cli
+from common.render.renderer import Renderer
+from tool.benchmark import print_machine
 
 SMPL_L_SHOULDER, SMPL_R_SHOULDER = 16, 17   # SMPL-24 joint indices
 
@@ -219,4 +215,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

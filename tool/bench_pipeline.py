@@ -12,25 +12,21 @@ of the same loader, already in memory, in this process. The two are interleaved 
 that a shared machine's drift hits both, and the ratio stage / bare is printed per model (target >= 0.70). Uses the
 quickstart's data (output/quickstart_small/data) when it is there, else makes a small synthetic set.
 """
-import sys
+import argparse
+import statistics
+import tempfile
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+import torch
+import yaml
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from common.runtime import machine_line, precision_name  # noqa: E402
-from main.config import load_config  # noqa: E402
-from tool.benchmark import interleaved, train_step  # noqa: E402
-from tool.runs.stages import override, rel, run_script  # noqa: E402
+from common.errors import UserError, run_cli
+from common.paths import ROOT
+from common.runtime import machine_line, precision_name
+from main.config import load_config
+from tool.benchmark import interleaved, train_step
+from tool.runs.stages import override, rel, run_script
 
 PRESET = ROOT / 'assets' / 'yaml' / 'quickstart' / 'small.yml'
 MODELS = ('baseline', 'teacher')
@@ -84,9 +80,10 @@ def stage_overrides(model, root, iters):
 
 def bare_step(cfg_path, overrides):
     """A callable: one training step of the stage's model on one real batch (the stage's loader, collated once)."""
+    from torch.utils.data import SequentialSampler
+
     from data.dataset import build_train_dataset
     from data.loader import SeededSamples, make_loader
-    from torch.utils.data import SequentialSampler
     cfg = load_config(cfg_path, overrides + ['data.num_workers=0'])
     ds = build_train_dataset(cfg)
     batch = next(iter(make_loader(SeededSamples(ds), cfg, cfg.train.batch_size, torch.device('cpu'),

@@ -11,21 +11,16 @@ step), ~1.33. Configurations are interleaved (A B C ... A B C ...) after warm-up
 """
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from common.errors import run_cli  # noqa: E402
-
-from common.body.smpl import get_body_model  # noqa: E402
-from common.registry import DISTILL_LOSSES  # noqa: E402
-from common.runtime import parse_gpus  # noqa: E402
-from main.config import load_config  # noqa: E402
-from main.model import Model  # noqa: E402
-from tool.benchmark import interleaved, model_batch, print_machine, step_args, train_step  # noqa: E402
+from common.body.smpl import get_body_model
+from common.errors import run_cli
+from common.registry import DISTILL_LOSSES
+from common.runtime import parse_gpus
+from main.config import load_config
+from main.model import Model
+from tool.benchmark import interleaved, model_batch, print_machine, step_args, train_step
 
 
 def main():

@@ -10,19 +10,15 @@ data/Synthetic, or --synthetic): the synthetic test split for the 3DPW rows, and
 LSP files (tool/make_keypoint_benchmarks.py) for the AP and PCKh rows, each row marked as a stand-in. SEFD's and
 3DCrowdNet's published numbers sit beside ours; AP is shown in percent as the papers do.
 """
-import sys
+import argparse
+import json
+import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_text  # noqa: E402
-from common.paths import ROOT, resolve_path  # noqa: E402
-from tool.runs.stages import rel, run_script  # noqa: E402
+from common.errors import UserError, run_cli
+from common.io import atomic_write_text
+from common.paths import ROOT, resolve_path
+from tool.runs.stages import rel, run_script
 
 MESH = ('mpjpe', 'pa_mpjpe', 'mpvpe')
 AP = ('ap', 'ap50', 'ap75')

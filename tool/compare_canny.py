@@ -9,16 +9,12 @@ Printed: value statistics of each map, how much of each map's support the other 
 kornia hysteresis edges and OpenCV's edges agree before dilation (so the thresholds are the same).
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from common.edges.canny import canny_edge_map, opencv_canny, to_grayscale  # noqa: E402
-from common.errors import run_cli  # noqa: E402
+from common.edges.canny import canny_edge_map, opencv_canny, to_grayscale
+from common.errors import run_cli
 
 
 def crops(root, size, num):

@@ -9,22 +9,18 @@ SMPL-30 joint the fraction of samples where it is given (its heatmap is drawn) a
 joint from the true one, in percent of the body's 2D extent. The synthetic set only (its test split records its
 detector's input); tests/test_input_pose.py holds the detector mode to the test rates.
 """
-import sys
+import argparse
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+import numpy as np
 
-import argparse  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from common.body.joint_sets import SMPL30  # noqa: E402
-from common.errors import UserError, run_cli  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from common.pipeline import preprocessing as pre  # noqa: E402
-from common.pipeline.preprocessing import INPUT_CONF_THR  # noqa: E402
-from data.dataset import get_dataset_class  # noqa: E402
-from main.config import load_config  # noqa: E402
+from common.body.joint_sets import SMPL30
+from common.errors import UserError, run_cli
+from common.paths import ROOT
+from common.pipeline import preprocessing as pre
+from common.pipeline.preprocessing import INPUT_CONF_THR
+from data.dataset import get_dataset_class
+from main.config import load_config
 
 
 def load(root, split, mode, size, vertices=3000):

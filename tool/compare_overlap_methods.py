@@ -29,20 +29,18 @@ cropped to the people.
 """
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from common.edges.overlap import overlap_edges  # noqa: E402
-from common.io import atomic_write_bytes  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from common.render.renderer import Renderer  # noqa: E402
+from common.edges.overlap import overlap_edges
+from common.errors import run_cli
+from common.io import atomic_write_bytes
+from common.paths import ROOT
+from common.render.renderer import Renderer
 
 THIN = 1e-3   # box area for undilated maps
 VARIANTS = (('canny', dict(method='canny')), ('geometric', dict(method='geometric')),
@@ -65,8 +63,8 @@ def synthetic_frames(root, splits, min_people=2, limit=0):
     of a dataset in the 3DPW layout with at least `min_people` people."""
     from common.body.smpl import get_body_model
     from common.pipeline.preprocessing import load_img
-    from data.Synthetic import Synthetic
     from data.scenes import scene_meshes
+    from data.Synthetic import Synthetic
     models = {g: get_body_model(g) for g in GENDERS}
     frames = []
     for split in splits:
@@ -243,4 +241,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

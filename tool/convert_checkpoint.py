@@ -12,15 +12,11 @@ ours) and key=value overrides settle what the weights cannot tell. OUT is writte
 student keeps its teacher inside, so its distill.teacher_ckpt points at OUT, and the edge network it holds (HED,
 RCF, PiDiNet, SEE) goes to OUT's folder as <OUT name>_<type>_edge.pth, its edge.weights.
 """
-import sys
+import argparse
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
-
-import argparse  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_torch_save  # noqa: E402
+from common.errors import UserError, run_cli
+from common.io import atomic_torch_save
 
 
 def parse_args(argv=None):

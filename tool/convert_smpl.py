@@ -8,14 +8,11 @@ SMPL_NEUTRAL.pkl, ...) becomes SMPL_{NEUTRAL,MALE,FEMALE}.npz in DST_DIR (defaul
 common/utils/human_model_files/smpl, where the body model looks). The npz has the official keys with
 J_regressor dense; the pkl is read with an unpickler that never imports chumpy.
 """
+import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
-
-import argparse  # noqa: E402
-
-from common.errors import UserError  # noqa: E402
+from common.errors import UserError, run_cli
 
 # where common.body.smpl looks for official files (not imported here: --help should not load torch)
 DEFAULT_DST = Path(__file__).resolve().parents[1] / 'common' / 'utils' / 'human_model_files' / 'smpl'
@@ -91,4 +88,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -12,25 +12,20 @@ Writes, from the test split of a synthetic set (tool/make_synthetic.py):
 - <out>/LSP/joints.mat and images/im1001.jpg ...: the images with one person, in LSP's layout (test split = images
   1001-2000; the first 1000 entries are empty).
 """
+import argparse
+import json
 import shutil
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from common.body.joint_sets import COCO17, LSP14, OPENPOSE18, SMPL30, map_joints  # noqa: E402
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_text  # noqa: E402
-from common.paths import resolve_path  # noqa: E402
-from data.dataset import get_dataset_class  # noqa: E402
-from data.PW3D.PW3D import image_dir, read_annotations  # noqa: E402
-from data.Synthetic.Synthetic import LAYOUT  # noqa: E402
-from main.config import load_config  # noqa: E402
+from common.body.joint_sets import COCO17, LSP14, OPENPOSE18, SMPL30, map_joints
+from common.errors import UserError, run_cli
+from common.io import atomic_write_text
+from common.paths import resolve_path
+from data.dataset import get_dataset_class
+from data.PW3D.PW3D import image_dir, read_annotations
+from data.Synthetic.Synthetic import LAYOUT
+from main.config import load_config
 
 
 def parse_args(argv=None):

@@ -20,16 +20,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
+import numpy as np
+from tqdm import tqdm
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_bytes  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from data.scenes import EDGE_DIR, SEFD_EDGE_DATASETS, edge_path, scene_meshes, sefd_edge_paths  # noqa: E402
+from common.errors import UserError, run_cli
+from common.io import atomic_write_bytes
+from common.paths import ROOT
+from data.scenes import EDGE_DIR, SEFD_EDGE_DATASETS, edge_path, scene_meshes, sefd_edge_paths
 
 DATASETS = ('PW3D', 'Synthetic', 'Human36M', 'MuCo', 'MSCOCO', 'MPII', 'CrowdPose')
 ALL_EDGE_DIR = 'all_edges'

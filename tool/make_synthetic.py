@@ -16,20 +16,17 @@ object occluders, rendered with common/render/renderer.py. Output (read by data/
 The same seed gives byte-identical annotation files (and, on the same machine, identical images),
 whatever --workers is. See data/Synthetic/README.md for every field.
 """
+import argparse
+import json
+import os
+import re
+import shutil
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import time  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.paths import ROOT  # noqa: E402
+from common.errors import UserError, run_cli
+from common.paths import ROOT
 
 SPLITS = ('train', 'validation', 'test')
 DEFAULT_CONTACT = 12
@@ -133,6 +130,7 @@ def plan_jobs(args, out, options):
 
 def _init_worker():
     import logging
+
     import torch
     torch.set_num_threads(1)
     logging.getLogger('common.body.smpl').setLevel(logging.ERROR)
@@ -140,6 +138,7 @@ def _init_worker():
 
 def run_jobs(jobs, workers, progress):
     from tqdm import tqdm
+
     from tool.synthetic.generate import make_image
     bar = tqdm(total=len(jobs), unit='img', disable=not progress, desc='synthetic')
     results = []
@@ -150,6 +149,7 @@ def run_jobs(jobs, workers, progress):
             bar.update()
     else:
         import multiprocessing as mp
+
         # the renderer cannot be used in a process forked from one that rendered: fresh workers render
         method = 'forkserver' if 'forkserver' in mp.get_all_start_methods() else 'spawn'
         with mp.get_context(method).Pool(workers, initializer=_init_worker) as pool:
@@ -196,6 +196,7 @@ def dataset_json(images, anns, args, split):
 def contact_sheet(results, path, args, cols=3):
     import cv2
     import numpy as np
+
     from tool.synthetic.generate import write_file
     tiles = [r.tile for r in results if r.tile is not None]
     if not tiles:

@@ -21,26 +21,21 @@ output/quickstart_<scale>) holds state.json (finished stages, their experiment f
 (one experiment folder each). Running the command again skips finished stages and continues an interrupted
 training with `main/train.py --continue --exp_dir`; changed settings are refused (--fresh starts over).
 """
-import sys
+import argparse
+import json
+import shutil
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
+import numpy as np
+import yaml
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io import atomic_write_text  # noqa: E402
-from common.paths import ROOT  # noqa: E402
-from tool.runs.stages import (METRIC_NAMES, METRICS, fmt_time, fmt_value, find_exp, is_tested,  # noqa: E402
-                              machine, mean_std, override, rel, result_path, run_script, test_stage,
-                              train_stage, trained_snapshot)
-from tool.runs.state import RunState, read_state  # noqa: E402
+from common.errors import UserError, run_cli
+from common.io import atomic_write_text
+from common.paths import ROOT
+from tool.runs.stages import (METRIC_NAMES, METRICS, find_exp, fmt_time, fmt_value, is_tested, machine, mean_std,
+                              override, rel, result_path, run_script, test_stage, train_stage, trained_snapshot)
+from tool.runs.state import RunState, read_state
 
 PRESETS = ROOT / 'assets' / 'yaml' / 'quickstart'
 SCALES = ('tiny', 'small', 'medium', 'full')
@@ -690,5 +685,10 @@ def main(argv=None):
     return Quickstart(args).run()
 
 
-if __name__ == '__main__':
+def cli():
+    """The console script sefd-quickstart (pyproject.toml): main() with one-line errors."""
     run_cli(main)
+
+
+if __name__ == '__main__':
+    cli()

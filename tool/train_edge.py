@@ -16,16 +16,12 @@ SEE: SEFD's UNet state dict), where `edge.weights` finds them by default. Precis
 Resumable: the training state is saved to <out stem>.train_state.pth every --save-every steps; the same
 command continues from it (--fresh starts over). Without a GPU, keep --size/--steps small.
 """
+import argparse
+import json
 import sys
-from pathlib import Path
+import time
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the repo root or from tool/
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-from common.errors import UserError, run_cli  # noqa: E402
+from common.errors import UserError, run_cli
 
 EDGES = ('see', 'rcf', 'hed', 'pidinet')
 

@@ -73,7 +73,8 @@ def run_script(script, argv, log=None, env=None):
     """python <script> <argv> from the repository root; output to the terminal, or appended to `log`.
     Returns the exit code (a KeyboardInterrupt propagates)."""
     cmd = [sys.executable, str(ROOT / script)] + [str(a) for a in argv]
-    env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    # PYTHONPATH: the script imports this clone, whichever clone the editable install points to
+    env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=str(ROOT), **(env or {}))
     if log is None:
         return subprocess.call(cmd, cwd=ROOT, env=env)
     Path(log).parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,0 @@
-"""Puts the repository root on sys.path so entry scripts run from the root or from their folder."""
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
