@@ -90,7 +90,7 @@ def test_quickstart_tiny(tmp_path):
 
 
 def test_seeds_are_reported_as_mean_and_sample_std():
-    from tool.quickstart import REPORT_ORDER, metrics_table, table_rows
+    from tool.runs.report import REPORT_ORDER, metrics_table, table_rows
 
     def result(v):
         return {'summary': {'mpjpe': v, 'pa_mpjpe': v / 2, 'mpvpe': v + 1}, 'count': 5,
@@ -108,7 +108,7 @@ def test_paired_difference_matches_samples_by_annotation(tmp_path):
     standard error std(ddof=1) / sqrt(3) = 1 / sqrt(3)."""
     import numpy as np
 
-    from tool.quickstart import paired_difference
+    from tool.runs.report import paired_difference
     np.savez(tmp_path / 'a.npz', ann_id=np.array([7, 3, 5, 9]), pa_mpjpe=np.array([11.0, 22.0, 33.0, 99.0]))
     np.savez(tmp_path / 'b.npz', ann_id=np.array([5, 7, 3]), pa_mpjpe=np.array([30.0, 10.0, 20.0]))
     mean, se, n = paired_difference(tmp_path / 'a.npz', tmp_path / 'b.npz')

@@ -43,6 +43,7 @@ import yaml
 from common.errors import UserError, run_cli
 from common.io import atomic_write_text
 from common.paths import ROOT
+from tool.runs.report import markdown_table
 from tool.runs.stages import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested, mean_std, override, rel,
                               result_path, run_script, test_stage, train_stage, trained_snapshot)
 from tool.runs.state import RunState
@@ -526,15 +527,15 @@ class Runner:
     def table(self, agg, n_rows):
         grid = self.grid
         head = ['setting', 'seeds'] + [f'{METRIC_NAMES[k]} (mm)' for k in METRICS]
-        lines = [f'# Ablation {grid.name}', '',
-                 f'Base `{grid.base}`; fixed: `{" ".join(grid.fixed) or "none"}`; axes: '
-                 + '; '.join(f'`{a.name}` = {", ".join(a.labels)}' for a in grid.axes) + f'; {grid.seeds} seed(s) '
-                 'per cell (mean ± sample std over seeds). Lower is better.', '',
-                 '| ' + ' | '.join(head) + ' |', '|---|---:|' + '---:|' * len(METRICS)]
+        cells = []
         for label, kind, stats in agg:
             n = stats[METRICS[0]][2]
             vals = [f'{m:.2f} ± {s:.2f}' if n > 1 else f'{m:.2f}' for m, s, _ in (stats[k] for k in METRICS)]
-            lines.append(f'| {"**" + label + "**" if kind != "cell" else label} | {n} | ' + ' | '.join(vals) + ' |')
+            cells.append(['**' + label + '**' if kind != 'cell' else label, str(n)] + vals)
+        lines = [f'# Ablation {grid.name}', '',
+                 f'Base `{grid.base}`; fixed: `{" ".join(grid.fixed) or "none"}`; axes: '
+                 + '; '.join(f'`{a.name}` = {", ".join(a.labels)}' for a in grid.axes) + f'; {grid.seeds} seed(s) '
+                 'per cell (mean ± sample std over seeds). Lower is better.', '', markdown_table(head, cells)]
         missing = len(grid.cells) + len(grid.references) - n_rows
         if missing > 0:
             lines += ['', f'{missing} model(s) not finished yet (rerun the same command).']

@@ -1,0 +1,202 @@
+"""The quickstart's report: its four models, the metrics tables (per subset, with the constant-mean-mesh reference row),
+paired per-sample differences, and report.md / results.json of a run folder (tool/quickstart.py)."""
+import json
+
+import numpy as np
+
+from common.errors import UserError
+from common.io import atomic_write_text
+from tool.runs.stages import METRIC_NAMES, METRICS, fmt_value, machine, mean_std, rel
+
+# the quickstart's four models: the order they train in (students need the teacher) and the order of the report
+TRAIN_ORDER = ('teacher', 'student', 'edge_only', 'baseline')   # students need the teacher
+REPORT_ORDER = ('baseline', 'edge_only', 'student', 'teacher')
+NAMES = {'baseline': 'baseline', 'edge_only': 'edge only', 'student': 'SEFD student', 'teacher': 'teacher'}
+LONG_NAMES = {'baseline': '3DCrowdNet baseline (RGB + 2D pose)',
+              'edge_only': 'edge-only student (RGB + Canny, no distillation)',
+              'student': 'SEFD student (RGB + Canny, distilled from the teacher)',
+              'teacher': 'teacher (RGB + SMPL overlap edge from the GT: an oracle)'}
+
+
+def load_results(qs):
+    """{model: [per-seed result json dict]} and {model: [per-seed npz path]}."""
+    results, npz = {}, {}
+    for model in REPORT_ORDER:
+        for seed in qs.seeds:
+            path = qs.result_json(model, seed)
+            if path is None:
+                raise UserError(f'no test result for {model} seed {seed} in {qs.stage_dir(model, seed)}; rerun the '
+                                f'quickstart')
+            results.setdefault(model, []).append(json.loads(path.read_text()))
+            npz.setdefault(model, []).append(path.with_suffix('.npz'))
+    return results, npz
+
+
+def table_rows(results):
+    """[(subset label, {model: {metric: [values over seeds]}, 'count'})] : all, occlusion levels, people."""
+    first = results[REPORT_ORDER[0]][0]
+    rows = [('all', lambda r: r['summary'], first['count'])]
+    for group, title in (('occlusion', 'occlusion'), ('people', 'people')):
+        for lab, vals in first.get('groups', {}).get(group, {}).items():
+            rows.append((f'{title} {lab}', lambda r, g=group, lb=lab: r['groups'][g][lb], vals['count']))
+    out = []
+    for label, get, count in rows:
+        per_model = {m: {k: [get(r)[k] for r in results[m]] for k in METRICS} for m in REPORT_ORDER}
+        out.append((label, count, per_model))
+    return out
+
+
+REFERENCE = 'constant mean mesh (reference)'
+
+
+def markdown_table(head, rows, left=1):
+    """A markdown table of string cells: the first `left` columns left-aligned, the numbers after them right."""
+    out = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join(['---'] * left + ['---:'] * (len(head) - left)) + '|']
+    return '\n'.join(out + ['| ' + ' | '.join(r) + ' |' for r in rows])
+
+
+def metrics_table(rows, markdown=True, reference=None):
+    """The metrics table; reference ({metric: value}: one constant mesh) is a row under the models on all samples."""
+    head = ['subset', 'samples', 'model'] + [f'{METRIC_NAMES[k]} (mm)' for k in METRICS]
+    lines = []
+    for r, (label, count, per_model) in enumerate(rows):
+        for i, m in enumerate(REPORT_ORDER):
+            lines.append([label if i == 0 else '', str(count) if i == 0 else '', NAMES[m]] +
+                         [fmt_value(per_model[m][k]) for k in METRICS])
+        if r == 0 and reference:
+            lines.append(['', '', REFERENCE] + [fmt_value([reference[k]]) for k in METRICS])
+    if markdown:
+        return markdown_table(head, lines, left=3)
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(head)]
+    fmt = lambda r: '  '.join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa
+    sep = [fmt(head), '-' * len(fmt(head))]
+    body, prev = [], None
+    for r in lines:
+        if r[0] and prev is not None:
+            body.append('')
+        body.append(fmt(r))
+        prev = r
+    return '\n'.join(sep + body)
+
+
+def paired_difference(npz_a, npz_b, metric='pa_mpjpe'):
+    """Mean and standard error of the per-sample difference a - b (same test samples, matched by ann_id)."""
+    da, db = np.load(npz_a), np.load(npz_b)
+    ia = {int(k): i for i, k in enumerate(da['ann_id'])}
+    pairs = [(da[metric][ia[int(k)]], db[metric][j]) for j, k in enumerate(db['ann_id']) if int(k) in ia]
+    if not pairs:
+        return float('nan'), float('nan'), 0
+    d = np.asarray([a - b for a, b in pairs], float)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan'), len(d)
+
+
+def exp_config(qs, model, seed=0):
+    from main.config import load_saved_config
+    exp = qs.find_exp(qs.stage_dir(model, seed))
+    return load_saved_config(exp / 'config.yaml'), exp
+
+
+def constant_mesh_reference(qs):
+    """{metric: mm} of the mean training mesh predicted for every test person (main/tester.py), or None."""
+    from data.dataset import get_dataset_class
+    from main.tester import mean_mesh_reference
+    cfg, _ = exp_config(qs, 'baseline')
+    try:
+        return mean_mesh_reference(cfg, get_dataset_class(cfg.data.test_set)(cfg, 'test'))
+    except UserError:   # the test set has no training split to take a mean from
+        return None
+
+
+def write_report(qs, rows, npz, ann_ids):
+    """report.md and results.json of the finished run `qs` (a tool.quickstart.Quickstart): rows of table_rows(),
+    npz of load_results(), ann_ids: the montage's crops."""
+    from common.body.smpl import find_official_model
+    run = qs.run_dir
+    reference = constant_mesh_reference(qs)
+
+    seeds = len(qs.seeds)
+    st = qs.state.stages
+    ep = {m: qs.epochs(m) for m in TRAIN_ORDER}
+    n_train = qs.train_samples() if qs.synthetic else None
+    procedural = find_official_model(None, 'neutral') is None
+    mach = qs.state.data.get('machine') or machine()
+    times = {m: [st.get(f'{m}_s{s}', {}).get('seconds', 0.0) for s in qs.seeds] for m in TRAIN_ORDER}
+    total = sum(s.get('seconds', 0.0) for k, s in st.items() if k != 'report')
+    spec = qs.preset.get('common') or {}
+
+    # the plain reading of the numbers, whatever the ordering
+    all_row = rows[0][2]
+    pa = {m: mean_std(all_row[m]['pa_mpjpe'])[0] for m in REPORT_ORDER}
+    ranking = ' < '.join(f'{NAMES[m]} {pa[m]:.1f}' for m in sorted(REPORT_ORDER, key=pa.get))
+    d, se, n = paired_difference(npz['student'][0], npz['edge_only'][0])
+    d2, se2, _ = paired_difference(npz['student'][0], npz['baseline'][0])
+    # between seeds training varies more than the per-sample error bar says: the per-seed differences
+    per_seed = [paired_difference(a, b)[0] for a, b in zip(npz['student'], npz['edge_only'])]
+    seeds_line = (f' Per seed: {", ".join(f"{x:+.2f}" for x in per_seed)} mm (mean {np.mean(per_seed):+.2f} ± '
+                  f'{np.std(per_seed, ddof=1):.2f}, sample std over seeds).') if len(per_seed) > 1 else ''
+
+    lines = [f'# Quickstart report: scale {qs.args.scale}', '',
+             f'{qs.preset.get("description", "")}. Settings: `{rel(qs.preset_path)}`; {seeds} seed(s) per model'
+             f'{" (mean ± sample std over seeds)" if seeds > 1 else ""}; test set: {qs.test_set()} test split '
+             f'({rows[0][1]} people).', '']
+    if procedural:
+        lines += ['**Body model: the procedural stand-in** (no official SMPL files): the numbers are not comparable '
+                  'to published ones.', '']
+    lines += ['## Metrics (mm, lower is better)', '', metrics_table(rows, reference=reference), '',
+              f'PA-MPJPE on all samples, best first: {ranking}.',
+              f'Distillation (SEFD student − edge-only student, same test samples, seed 0): PA-MPJPE {d:+.2f} mm '
+              f'± {se:.2f} (standard error of the per-sample differences, {n} samples); SEFD student − baseline: '
+              f'{d2:+.2f} ± {se2:.2f} mm. A difference within about two standard errors is not a finding.'
+              f'{seeds_line}', '',
+              '## What each model saw (fairness)', '',
+              '| model | starts from | epochs of its own | epochs in total | input at test time |',
+              '|---|---|---:|---:|---|',
+              f'| {NAMES["baseline"]} | scratch | {ep["baseline"]} | {ep["baseline"]} | RGB + 2D pose |',
+              f'| {NAMES["teacher"]} | scratch | {ep["teacher"]} | {ep["teacher"]} | RGB + 2D pose + SMPL overlap '
+              f'edge rendered from the GT (an oracle) |',
+              f'| {NAMES["edge_only"]} | the teacher | {ep["edge_only"]} | {ep["teacher"] + ep["edge_only"]} | '
+              f'RGB + 2D pose + Canny |',
+              f'| {NAMES["student"]} | the teacher | {ep["student"]} | {ep["teacher"] + ep["student"]} | '
+              f'RGB + 2D pose + Canny |', '',
+              'Both students start from the weights of the teacher of their seed and train the same epochs with the '
+              'same settings; only the distilled one adds the distillation loss (log_softmax_l1 on backbone stages '
+              '3 and 4, the frozen teacher seeing the SMPL overlap edge): the edge-only row isolates the effect of '
+              'the distillation loss. The baseline and the teacher train from scratch (no pretrained backbone on a '
+              'fresh machine). The teacher sees the ground-truth overlap edge at test time too: it is an upper bound, '
+              'not a usable model.', '']
+    if n_train is not None:
+        n_img = len(json.loads((qs.data_root / 'Synthetic' / 'data' / '3DPW_latest_train.json').read_text())['images'])
+        lines += [f'Training data: {n_train} people in {n_img} synthetic '
+                  f'images (`{rel(qs.data_root / "Synthetic")}`), batch {spec.get("train.batch_size", 64)}, '
+                  f'{spec.get("model.backbone", "resnet50")} at {spec.get("model.input_size", 256)} px.', '']
+    lines += ['## Figures', '',
+              f'Qualitative: the most occluded test crops (annotation ids {", ".join(map(str, ann_ids))}); the '
+              f'student\'s Canny input, the SMPL overlap edge (the teacher\'s input), each model\'s mesh, the GT.', '',
+              '![montage](montage.png)', '', '![training curves](curves.png)', '',
+              '![error by occlusion level](occlusion.png)', '',
+              '## Machine and time', '',
+              f'{mach["cpu"]}, {mach["cores"]} cores{", GPU " + mach["gpu"] if mach.get("gpu") else ""}; torch '
+              f'{mach["torch"]}, Python {mach["python"]}; load average at the start {mach.get("load")}.', '',
+              '| stage | minutes |', '|---|---:|']
+    for name, rec in st.items():
+        if name != 'report' and 'seconds' in rec:
+            lines.append(f'| {name} | {rec["seconds"] / 60:.1f} |')
+    lines += [f'| **total** | **{total / 60:.1f}** |', '',
+              'Experiment folders (checkpoints, logs, TensorBoard, result files):', '']
+    for m in REPORT_ORDER:
+        for s in qs.seeds:
+            lines.append(f'- {NAMES[m]}, seed {s}: `{st.get(f"{m}_s{s}", {}).get("exp_dir", "?")}` '
+                         f'(result `{st.get(f"test_{m}_s{s}", {}).get("result", "?")}`)')
+    atomic_write_text(run / 'report.md', '\n'.join(lines) + '\n')
+    summary = {'scale': qs.args.scale, 'seeds': seeds, 'test_set': qs.test_set(),
+               'rows': [{'subset': label, 'samples': count, 'models': {
+                   m: {k: {'values': pm[m][k], 'mean': mean_std(pm[m][k])[0], 'std': mean_std(pm[m][k])[1]}
+                       for k in METRICS} for m in REPORT_ORDER}} for label, count, pm in rows],
+               'epochs': ep, 'train_minutes': {m: [t / 60 for t in times[m]] for m in TRAIN_ORDER},
+               'total_minutes': total / 60, 'machine': mach, 'procedural_body_model': procedural,
+               'constant_mean_mesh': reference}
+    atomic_write_text(run / 'results.json', json.dumps(summary, indent=1))
+    print('\n' + metrics_table(rows, markdown=False, reference=reference) + '\n')
+    print(f'PA-MPJPE, best first: {ranking}; distillation effect (student - edge only, seed 0): {d:+.2f} ± {se:.2f} '
+          f'mm.{seeds_line}')
+    print(f'report: {run / "report.md"} (figures: montage.png, curves.png, occlusion.png)')
