@@ -79,3 +79,17 @@ EDGE_MODULES = ('canny', 'rcf', 'hed', 'pidinet', 'see')
 EDGES = Registry('edge', lambda n: f'common.edges.{n}' if n in EDGE_MODULES else None,
                  modules=tuple(f'common.edges.{n}' for n in EDGE_MODULES))
 DISTILL_LOSSES = Registry('distillation loss', lambda n: 'common.nets.distill', modules=('common.nets.distill',))
+
+
+# the distillation losses' shared rule (checked by config.validate and by StageLoss, without importing torch)
+def stage_problem(stages, weights):
+    """What is wrong with distill.stages / distill.weights (one line), or None: one weight per stage, stages among
+    the backbone's 1..4, none twice."""
+    stages, weights = list(stages), list(weights)
+    if len(stages) != len(weights):
+        return f'distill.stages {stages} and distill.weights {weights} must have the same length (one weight per stage)'
+    if any(k not in (1, 2, 3, 4) for k in stages):
+        return f'distill.stages {stages}: the backbone stages are 1..4'
+    if len(set(stages)) != len(stages):
+        return f'distill.stages {stages} must not repeat a stage'
+    return None

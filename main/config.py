@@ -14,7 +14,7 @@ import yaml
 
 from common.errors import UserError
 from common.paths import resolve_path
-from common.registry import DISTILL_LOSSES, EDGES, closest
+from common.registry import DISTILL_LOSSES, EDGES, closest, stage_problem
 from main.published_config import ADDED_KEYS, translate_published
 
 
@@ -286,9 +286,8 @@ def validate(cfg):
              f'mode student needs an edge it can compute at test time: edge.type={"|".join(EDGES.names())}')
         must(cfg.distill.loss == 'none' or cfg.distill.teacher_ckpt,
              'a distilled student needs distill.teacher_ckpt (or distill.loss=none for the edge-only ablation)')
-    must(len(cfg.distill.stages) == len(cfg.distill.weights),
-         'distill.stages and distill.weights must have the same length')
-    must(all(s in (1, 2, 3, 4) for s in cfg.distill.stages), 'distill.stages are backbone stages 1..4')
+    problem = stage_problem(cfg.distill.stages, cfg.distill.weights)
+    must(problem is None, problem)
     must(cfg.data.on_bad_sample in ('skip', 'error'), 'data.on_bad_sample must be skip or error')
     must(cfg.data.input_pose in INPUT_POSES, f'data.input_pose must be one of {INPUT_POSES}')
     must(cfg.data.crop_convention in ('ours', 'published'), 'data.crop_convention must be ours or published')
@@ -300,7 +299,6 @@ def validate(cfg):
     losses = ('none', *DISTILL_LOSSES.names())
     must(cfg.distill.loss in losses,
          f'distill.loss {cfg.distill.loss!r} is not one of {losses}{closest(cfg.distill.loss, losses)}')
-    must(len(set(cfg.distill.stages)) == len(cfg.distill.stages), 'distill.stages must not repeat a stage')
     must(cfg.mode == 'student' or cfg.distill.loss == 'none',
          f'distill.loss={cfg.distill.loss} needs mode=student (a {cfg.mode} has no teacher)')
     for key, low in (('train.batch_size', 1), ('test.batch_size', 1), ('data.num_workers', 0),

@@ -179,3 +179,17 @@ def test_bad_selections_are_one_line():
     with pytest.raises(UserError, match='same model.backbone and model.input_size'):
         loss(s, t)
     assert DISTILL_LOSSES.names() == sorted(['log_softmax_l1', 'l1', 'kd', 'at', 'fsp', 'gc', 'cwd', 'pkd'])  # SEFD's
+
+
+@pytest.mark.parametrize('stages, weights, says', [((3, 4), (1.0,), 'same length'), ((0, 4), (1.0, 1.0), '1..4'),
+                                                   ((5,), (1.0,), '1..4'), ((3, 3), (1.0, 1.0), 'repeat')])
+def test_a_bad_stage_selection_is_refused_by_the_config_and_by_the_loss_with_the_same_line(stages, weights, says):
+    from main.config import load_config
+    overrides = [f'distill.stages=[{",".join(map(str, stages))}]', f'distill.weights=[{",".join(map(str, weights))}]']
+    with pytest.raises(UserError) as by_config:
+        load_config(None, overrides)
+    with pytest.raises(UserError) as by_loss:
+        build('l1', stages, weights)
+    assert says in str(by_config.value) and str(by_loss.value) in str(by_config.value)
+    with pytest.raises(UserError, match='empty'):
+        build('l1', (), ())

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.errors import UserError
-from common.registry import DISTILL_LOSSES
+from common.registry import DISTILL_LOSSES, stage_problem
 
 AT_SCALE = 100.0  # the reference's attention-transfer factor
 
@@ -37,9 +37,9 @@ class StageLoss(nn.Module):
     def __init__(self, cfg, channels):
         super().__init__()
         stages, weights = list(cfg.stages), list(cfg.weights)
-        if not stages or len(stages) != len(weights) or any(k not in (1, 2, 3, 4) for k in stages):
-            raise UserError(f'distill.stages {stages} / distill.weights {weights}: give one weight per stage, '
-                            f'stages among 1..4')
+        problem = stage_problem(stages, weights) or (None if stages else 'distill.stages is empty: select stages 1..4')
+        if problem:
+            raise UserError(problem)
         if len(channels) != 4:
             raise ValueError(f'channels must be the four stage channel counts, got {channels}')
         self.stages, self.weights, self.channels = stages, weights, tuple(channels)
