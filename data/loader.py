@@ -98,6 +98,13 @@ def collate_present(batch):
     return (default_collate(kept) if kept else None), len(batch) - len(kept)
 
 
+def single_threaded_worker(worker_id):
+    """A loader worker's OpenCV on one thread: by default it starts a pool as wide as the machine, whose threads
+    compete with the training process's compute threads for the same cores."""
+    import cv2
+    cv2.setNumThreads(1)
+
+
 def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False, evaluation=False):
     """evaluation: batches are (batch or None, samples left out) (collate_present)."""
     nw = cfg.data.num_workers
@@ -108,4 +115,5 @@ def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, t
                       pin_memory=device.type == 'cuda', drop_last=train and n >= batch_size,
                       persistent_workers=train and nw > 0, multiprocessing_context=ctx,
                       generator=torch.Generator().manual_seed(cfg.train.seed),
-                      collate_fn=collate_present if evaluation else None)
+                      collate_fn=collate_present if evaluation else None,
+                      worker_init_fn=single_threaded_worker if nw > 0 else None)
