@@ -72,8 +72,13 @@ class Registry:
         return sorted(self._items)
 
 
-BACKBONES = Registry('backbone', lambda n: 'common.nets.hrnet' if n.startswith('hrnet') else 'common.nets.resnet',
-                     modules=('common.nets.resnet', 'common.nets.hrnet'))
+_BACKBONE_MODULES = (('hrnet', 'common.nets.hrnet'), ('efficientnet_lite', 'common.nets.efficientnet_lite'),
+                     ('', 'common.nets.resnet'))
+BACKBONES = Registry('backbone', lambda n: next(m for p, m in _BACKBONE_MODULES if n.startswith(p)),
+                     modules=tuple(m for _, m in _BACKBONE_MODULES))
+# How the edge channel's stem filters start when a backbone's 3-channel stem is inflated (model.edge_init; torch-free
+# for config.validate; common/nets/pretrained.py builds them)
+EDGE_INITS = ('luminance', 'published')
 # the student edges, one module each (edge.type also takes 'none' and the teacher's 'smpl_overlap')
 EDGE_MODULES = ('canny', 'rcf', 'hed', 'pidinet', 'see')
 EDGES = Registry('edge', lambda n: f'common.edges.{n}' if n in EDGE_MODULES else None,

@@ -80,6 +80,7 @@ def _transition(pre, cur):
 
 class HRNet(nn.Module):
     CONV_BN = (('conv1', 'bn1'), ('conv2', 'bn2'))   # the stem (common/nets/frozen.py folds them)
+    stem_key = 'conv1.weight'
 
     def __init__(self, width=32, in_channels=3):
         super().__init__()
@@ -123,11 +124,15 @@ class HRNet(nn.Module):
     def forward(self, x, skip_early=False):
         return self.forward_stages(x) if skip_early else self.forward_early(x)
 
-    def load_pretrained(self, state_dict, source=None):
+    def load_pretrained(self, state_dict, source=None, edge_init='published'):
         """Load official HRNet ImageNet weights (or a 3DCrowdNet/SEFD-style whole model's 'backbone.*'):
         the classification head is ignored, a 3-channel conv1 is inflated for RGB + edge input.
         Returns a LoadSummary; a shape mismatch is a UserError."""
-        return load_backbone_state(self, state_dict, source, f'HRNet-W{self.width}', HEAD_PREFIXES)
+        if isinstance(state_dict, str) and state_dict == 'imagenet':
+            raise UserError(f'no ImageNet weights of HRNet-W{self.width} ship with a package: give the official '
+                            f'file (hrnetv2_w{self.width}_imagenet_pretrained.pth) as model.pretrained')
+        return load_backbone_state(self, state_dict, source, f'HRNet-W{self.width}', HEAD_PREFIXES, self.stem_key,
+                                   edge_init)
 
 
 def _hrnet(width):

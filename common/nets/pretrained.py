@@ -12,7 +12,7 @@ import torch
 
 from common.errors import UserError
 from common.io import load_torch_file
-from common.registry import BACKBONES
+from common.registry import BACKBONES, EDGE_INITS
 
 _WRAPPER_KEYS = ('network', 'state_dict', 'model')
 _PREFIXES = ('module.', 'backbone.')
@@ -32,7 +32,7 @@ class LoadSummary:
         s = (f'{self.source}: loaded {len(self.loaded)} tensors, {len(self.missing)} missing, '
              f'{len(self.unexpected)} unexpected')
         if self.inflated_conv1:
-            s += ', conv1 inflated from 3 input channels'
+            s += ', stem conv inflated from 3 input channels'
         if self.missing:
             s += f'; missing e.g. {self.missing[:3]}'
         if self.unexpected:
@@ -66,21 +66,30 @@ def strip_prefixes(sd, prefixes=_PREFIXES):
     return sd
 
 
-def inflate_conv1_weight(w, in_channels, std=1e-3):
-    """[O,3,k,k] RGB filters -> [O,in_channels,k,k]: RGB copied, extra channels N(0, std).
+def inflate_conv1_weight(w, in_channels, edge_init='published', std=1e-3):
+    """[O,3,k,k] RGB filters -> [O,in_channels,k,k]: RGB copied, the extra (edge) channels as model.edge_init says.
 
-    The small init keeps the inflated network's output ~equal to the RGB network's at first.
+    published: N(0, 1e-3), SEFD's: the network starts blind to the edge and must learn to look at it.
+    luminance: the sum of the RGB filters, their response to a grey image of the edge's intensity: an edge of 1 acts
+    on the pretrained filters as a white line drawn over the image, so the first features already respond to it.
     """
-    extra = torch.randn(w.shape[0], in_channels - w.shape[1], *w.shape[2:], dtype=w.dtype, device=w.device) * std
+    if edge_init not in EDGE_INITS:
+        raise UserError(f'edge_init {edge_init!r} is not one of {EDGE_INITS}')
+    n = in_channels - w.shape[1]
+    if edge_init == 'luminance':
+        extra = w.sum(dim=1, keepdim=True).repeat(1, n, 1, 1)
+    else:
+        extra = torch.randn(w.shape[0], n, *w.shape[2:], dtype=w.dtype, device=w.device) * std
     return torch.cat([w, extra], dim=1)
 
 
-def load_backbone_state(model, state_dict, source, name, head_prefixes=(), stem_key='conv1.weight'):
+def load_backbone_state(model, state_dict, source, name, head_prefixes=(), stem_key='conv1.weight',
+                        edge_init='published'):
     """Load `state_dict` (a state dict or a file path) into `model` non-strictly, as ResNet does.
 
     Keys under `head_prefixes` (a classification head) are reported as ignored; a 3-channel `stem_key`
-    is inflated when the model takes more input channels (model.in_channels); any other shape mismatch
-    is a one-line UserError naming `name`. Returns a LoadSummary.
+    is inflated when the model takes more input channels (model.in_channels; edge_init: see EDGE_INITS); any other
+    shape mismatch is a one-line UserError naming `name`. Returns a LoadSummary.
     """
     if isinstance(state_dict, (str, os.PathLike)):
         source = source or os.fspath(state_dict)
@@ -103,7 +112,7 @@ def load_backbone_state(model, state_dict, source, name, head_prefixes=(), stem_
         if k == stem_key and v.shape != want:
             if v.dim() == 4 and v.shape[1] == 3 and model.in_channels > 3 and v.shape[0] == want[0] \
                     and v.shape[2:] == want[2:]:
-                v = inflate_conv1_weight(v.to(own[k].dtype), model.in_channels)
+                v = inflate_conv1_weight(v.to(own[k].dtype), model.in_channels, edge_init)
                 summary.inflated_conv1 = True
             else:
                 raise UserError(f'{source}: {k} has shape {tuple(v.shape)} but {name} expects {tuple(want)} '

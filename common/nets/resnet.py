@@ -9,6 +9,8 @@ stages (c1, c2, c3, c4) with 256/512/1024/2048 channels (64/128/256/512 for ResN
 4/8/16/32 of the image.
 """
 
+from pathlib import Path
+
 import torch.nn as nn
 
 from common.errors import UserError
@@ -88,6 +90,8 @@ RESNET_SPECS = {
 
 class ResNet(nn.Module):
     CONV_BN = (('conv1', 'bn1'),)
+    stem_key = 'conv1.weight'
+
     def __init__(self, depth=50, in_channels=3):
         super().__init__()
         if depth not in RESNET_SPECS:
@@ -137,14 +141,30 @@ class ResNet(nn.Module):
     def forward(self, x, skip_early=False):
         return self.forward_stages(x) if skip_early else self.forward_early(x)
 
-    def load_pretrained(self, state_dict, source=None):
-        """Load torchvision / SimpleBaseline / 3DCrowdNet / SEFD weights (a state dict or a file path).
+    def load_pretrained(self, state_dict, source=None, edge_init='published'):
+        """Load torchvision / SimpleBaseline / 3DCrowdNet / SEFD weights (a state dict, a file path, or 'imagenet':
+        torchvision's file in the torch hub cache, where torchvision keeps what it downloads).
 
         'module.' and 'backbone.' prefixes are stripped (a whole-model checkpoint contributes its backbone
         only), fc.* is ignored, and a 3-channel conv1 is inflated when this model has more input channels.
         Returns a LoadSummary; a shape mismatch (other than that inflation) is a UserError.
         """
-        return load_backbone_state(self, state_dict, source, f'ResNet-{self.depth}', ('fc.',))
+        if isinstance(state_dict, str) and state_dict == 'imagenet':
+            state_dict = torchvision_weights(self.depth)
+        return load_backbone_state(self, state_dict, source, f'ResNet-{self.depth}', ('fc.',), self.stem_key,
+                                   edge_init)
+
+
+def torchvision_weights(depth):
+    """torchvision's ImageNet file of ResNet-`depth` (resnet50-<hash>.pth) in the torch hub cache."""
+    import torch
+    folder = Path(torch.hub.get_dir()) / 'checkpoints'
+    found = sorted(folder.glob(f'resnet{depth}-*.pth'))
+    if not found:
+        raise UserError(f'no ImageNet weights of ResNet-{depth} on this machine: put torchvision\'s file '
+                        f'(resnet{depth}-<hash>.pth) in {folder}, or give its path as model.pretrained, or '
+                        f'model.pretrained=\'\' to train from scratch')
+    return str(found[-1])
 
 
 def _resnet(depth):
