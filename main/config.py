@@ -14,7 +14,7 @@ import yaml
 
 from common.errors import UserError
 from common.paths import resolve_path
-from common.registry import DISTILL_LOSSES, EDGES, closest, stage_problem
+from common.registry import DISTILL_LOSSES, EDGE_INITS, EDGES, closest, stage_problem
 from main.published_config import ADDED_KEYS, translate_published
 
 
@@ -28,7 +28,12 @@ class ModelConfig:
     input_size: int = 256          # square crop fed to the network (px); heatmaps are input_size // 4
     pose_head: str = 'rot6d'       # rot6d (per-joint 6D, no weights needed) | vposer (needs vposer_ckpt)
     vposer_ckpt: str = ''          # VPoser v1 snapshot (.pt), relative to the repo root or absolute
-    pretrained: str = ''           # backbone init: ImageNet / SimpleBaseline / 3DCrowdNet checkpoint
+    pretrained: str = ''           # backbone init: a checkpoint (ImageNet / SimpleBaseline / 3DCrowdNet), 'imagenet'
+                                   # (the backbone's ImageNet weights where this machine has them) or '' (scratch)
+    edge_init: str = 'luminance'   # the edge channel's stem filters when a 3-channel stem is inflated: luminance (the
+                                   # sum of the RGB filters: edges act as white lines on the image) | published (~0)
+    pose2feat: str = 'residual'    # pose heatmaps fused into the stem feature: residual (stem + BN(conv), BN starting
+                                   # at 0: a pretrained backbone starts with its own features) | published (conv-BN-ReLU)
     smpl_dir: str = ''             # '' = common/utils/human_model_files (official files, else procedural)
     procedural_vertices: int = 3000
     focal: typing.Tuple[float, float] = (5000.0, 5000.0)  # virtual camera of the crop
@@ -38,6 +43,9 @@ class ModelConfig:
     pose_to_head: bool = True      # RotationNet also sees the input 2D pose directly, the image features through a
                                    # learned gate that starts closed (3DCrowdNet: false; the pose enters only as
                                    # heatmaps at the stem, and from scratch the head cannot find the orientation)
+    image_gate_init: float = 0.0   # model.pose_to_head: the image features' gate at the start (0: closed)
+    head_pose_dropout: float = 0.0 # model.pose_to_head: in training, the share of samples whose head does not get the
+                                   # input pose directly (it still enters as heatmaps): the head must read the features
     camera: str = 'centred'        # depth t_z = k sigmoid(g + c): centred = c puts g = 0 at the depth of a person
                                    # filling the crop, with a prior on g (train.loss_weights.cam_prior); published: c = 0
 
@@ -270,6 +278,10 @@ def validate(cfg):
          f'edge.type {cfg.edge.type!r} is not one of {edge_types}{closest(cfg.edge.type, edge_types)}')
     must(cfg.model.pose_head in ('rot6d', 'vposer'), 'model.pose_head must be rot6d or vposer')
     must(cfg.model.camera in ('centred', 'published'), 'model.camera must be centred or published')
+    must(cfg.model.pose2feat in ('residual', 'published'), 'model.pose2feat must be residual or published')
+    must(cfg.model.edge_init in EDGE_INITS, f'model.edge_init must be one of {EDGE_INITS}')
+    must(0 <= cfg.model.head_pose_dropout < 1, f'model.head_pose_dropout must be in [0, 1), got '
+                                               f'{cfg.model.head_pose_dropout}')
     must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,
          f'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot, or {VPOSER_FROM_CHECKPOINT!r} when '
          f'the model checkpoint carries the VPoser weights, as 3DCrowdNet/SEFD snapshots do); use '

@@ -75,11 +75,13 @@ class Model(nn.Module):
         self.feat_size = mc.input_size // 32
         self.backbone = BACKBONES.build(mc.backbone, in_channels=cfg.in_channels)
         feat_ch = self.backbone.out_channels[-1]
-        self.pose2feat = Pose2Feat(num_joints=len(SMPL30), feat_dim=self.backbone.stem_channels)
+        self.pose2feat = Pose2Feat(num_joints=len(SMPL30), feat_dim=self.backbone.stem_channels,
+                                   residual=mc.pose2feat == 'residual')
         self.position_net = PositionNet(num_joints=len(GRAPH15), in_ch=feat_ch, depth=self.feat_size)
         pose_out = 32 if mc.pose_head == 'vposer' else 21 * 6
         self.rotation_net = RotationNet(num_joints=len(GRAPH15), in_ch=feat_ch, pose_out=pose_out,
-                                        input_pose_dim=3 * len(SMPL30) if mc.pose_to_head else 0)
+                                        input_pose_dim=3 * len(SMPL30) if mc.pose_to_head else 0,
+                                        image_gate_init=mc.image_gate_init)
         if mc.pose_head == 'vposer':
             from common.paths import resolve_path
             from main.config import VPOSER_FROM_CHECKPOINT
@@ -151,6 +153,9 @@ class Model(nn.Module):
         """(joint_img, joint_score, pose [B,72], shape, cam_trans, root rotation matrix, depth logit)."""
         joint_img, joint_score = self.position_net(feat)
         pose_in = input_pose_vector(inputs, self.hm_size) if self.cfg.model.pose_to_head else None
+        drop = self.cfg.model.head_pose_dropout
+        if pose_in is not None and self.training and drop > 0:
+            pose_in = pose_in * (torch.rand(pose_in.shape[0], 1, device=pose_in.device) >= drop).to(pose_in.dtype)
         root6d, pose_code, shape, cam = self.rotation_net(feat, joint_img, joint_score, pose_in)
         # 6D outputs start near zero (head init): offset so Gram-Schmidt is well-conditioned and the first
         # prediction is a person standing upright, facing the camera

@@ -129,6 +129,8 @@ PUBLISHED_KEYS = frozenset(SIMPLE) | frozenset(IGNORED) | frozenset(OFF_ONLY) | 
 # Keys this project added to 3DCrowdNet's config, at their published values: what a published file means, and
 # what a config saved before a key existed meant by leaving it out (so older experiment folders continue as trained).
 ADDED_KEYS = {'model.pose_to_head': False, 'model.camera': 'published', 'data.input_pose': 'published',
+              'model.pose2feat': 'published', 'model.edge_init': 'published', 'model.image_gate_init': 0.0,
+              'model.head_pose_dropout': 0.0,
               'train.loss_weights': {'smpl_root': 1.0, 'cam_prior': 0.0}}
 
 _logged = set()

@@ -103,7 +103,8 @@ class Trainer:
             self.start_from(*start)
         elif cfg.model.pretrained and resume is None and not self.started_from_teacher:
             from common.paths import resolve_path
-            summary = self.model.backbone.load_pretrained(resolve_path(cfg.model.pretrained))
+            weights = 'imagenet' if cfg.model.pretrained == 'imagenet' else resolve_path(cfg.model.pretrained)
+            summary = self.model.backbone.load_pretrained(weights, edge_init=cfg.model.edge_init)
             if not summary.loaded:   # a file of another network: training from scratch would look like success
                 raise UserError(f'model.pretrained={cfg.model.pretrained}: none of its tensors fits the '
                                 f'{cfg.model.backbone} backbone ({summary}); give ImageNet weights of that network')
@@ -156,10 +157,11 @@ class Trainer:
 
     def start_from(self, ckpt, path):
         state = dict(ckpt['model'])
-        conv1, own = state.get('backbone.conv1.weight'), self.model.backbone.conv1.weight
-        if conv1 is not None and conv1.shape[1] == 3 and own.shape[1] > 3:
+        key = f'backbone.{self.model.backbone.stem_key}'
+        stem, own = state.get(key), self.model.state_dict()[key]
+        if stem is not None and stem.shape[1] == 3 and own.shape[1] > 3:
             from common.nets.pretrained import inflate_conv1_weight
-            state['backbone.conv1.weight'] = inflate_conv1_weight(conv1, own.shape[1])
+            state[key] = inflate_conv1_weight(stem, own.shape[1], self.cfg.model.edge_init)
         load_model_state(self.model, state, path, allow_missing=LEARNED_LOSS_PARTS, allow_unexpected=LEARNED_LOSS_PARTS)
         log.info(f'started from the weights of {path} (epoch {ckpt.get("epoch", -1)})')
 

@@ -32,18 +32,29 @@ def render_gaussian_heatmaps(joints, mask, size, sigma=2.5):
 
 
 class Pose2Feat(nn.Module):
-    """Fuse the stem feature with the input-pose heatmaps: concat -> conv3x3 -> BN -> ReLU."""
+    """Fuse the stem feature with the input-pose heatmaps.
 
-    def __init__(self, num_joints=30, feat_dim=64):
+    published (3DCrowdNet): concat -> conv3x3 -> BN -> ReLU, which replaces the stem feature by a new one.
+    residual: stem feature + BN(conv3x3(concat)), the BN's scale starting at 0 and no ReLU: a pretrained backbone
+    starts from its own features (and the linear block outputs of EfficientNet keep their sign), and the pose enters
+    as the scale grows. Same parameters (and checkpoint keys) in both.
+    """
+
+    def __init__(self, num_joints=30, feat_dim=64, residual=False):
         super().__init__()
-        self.num_joints, self.feat_dim = num_joints, feat_dim
+        self.num_joints, self.feat_dim, self.residual = num_joints, feat_dim, residual
         self.conv = make_conv_layers([feat_dim + num_joints, feat_dim])
+        if residual:
+            del self.conv[2]   # the ReLU
 
     def init_weights(self):
         init_head_weights(self)
+        if self.residual:
+            nn.init.zeros_(self.conv[1].weight)
 
     def forward(self, img_feat, joint_heatmap):
-        return self.conv(torch.cat([img_feat, joint_heatmap.to(img_feat.dtype)], dim=1))
+        fused = self.conv(torch.cat([img_feat, joint_heatmap.to(img_feat.dtype)], dim=1))
+        return img_feat + fused if self.residual else fused
 
 
 def soft_argmax_3d(volume):
@@ -112,17 +123,17 @@ class RotationNet(nn.Module):
     """Joint-sampled features + (detached) joint_img and score -> graph conv -> root 6D, pose code, betas, cam."""
 
     def __init__(self, num_joints=15, in_ch=2048, hidden=128, num_res_blocks=4, pose_out=32,
-                 skeleton=None, flip_pairs=None, shape_dim=10, input_pose_dim=0):
+                 skeleton=None, flip_pairs=None, shape_dim=10, input_pose_dim=0, image_gate_init=0.0):
         super().__init__()
         if skeleton is None and flip_pairs is None and num_joints == len(GRAPH15):
             skeleton, flip_pairs = GRAPH15.skeleton, GRAPH15.flip_pairs
         adj = graph_adjacency(num_joints, skeleton or (), flip_pairs or ())
         self.num_joints, self.hidden, self.pose_out = num_joints, hidden, pose_out
         # input_pose_dim > 0 (model.pose_to_head): every vertex also sees the whole input 2D pose, and the image
-        # features enter through a learned gate that starts closed (the head first learns from the pose, then
-        # opens to the image as its features become useful)
-        self.input_pose_dim = input_pose_dim
-        self.image_gate = nn.Parameter(torch.zeros(())) if input_pose_dim else None
+        # features enter through a learned gate (from scratch it starts closed: the head first learns from the pose,
+        # then opens to the image as its features become useful; pretrained features can start it open)
+        self.input_pose_dim, self.image_gate_init = input_pose_dim, image_gate_init
+        self.image_gate = nn.Parameter(torch.full((), float(image_gate_init))) if input_pose_dim else None
         self.graph_block = nn.Sequential(GraphConvBlock(adj, in_ch + 4 + input_pose_dim, hidden),
                                          *[GraphResBlock(adj, hidden) for _ in range(num_res_blocks)])
         flat = num_joints * hidden
@@ -133,6 +144,8 @@ class RotationNet(nn.Module):
 
     def init_weights(self):
         init_head_weights(self)
+        if self.image_gate is not None:
+            nn.init.constant_(self.image_gate, self.image_gate_init)
 
     def forward(self, img_feat, joint_img, joint_score, input_pose=None):
         """input_pose [B, input_pose_dim] (with input_pose_dim > 0): see the constructor."""
