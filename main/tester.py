@@ -84,8 +84,9 @@ def _label_key(label):
 
 
 @torch.no_grad()
-def evaluate(model, dataset, cfg, device, name=None, progress=True):
-    """Run `model` (eval mode, restored afterwards) over `dataset`; returns an EvalResult."""
+def evaluate(model, dataset, cfg, device, name=None, progress=True, alter=None):
+    """Run `model` (eval mode, restored afterwards) over `dataset`; returns an EvalResult. alter(inputs) -> inputs,
+    when given, changes each batch's model inputs (tool/probe_inputs.py), never its targets."""
     loader = make_loader(dataset, cfg, cfg.test.batch_size, device, evaluation=True)
     acc, preds, labels = MetricAccumulator(), {k: [] for k in PREDICTIONS + ('ann_id', 'bbox')}, {}
     was_training = model.training
@@ -97,8 +98,9 @@ def evaluate(model, dataset, cfg, device, name=None, progress=True):
             if batch is None:
                 continue
             inputs, targets, meta = batch
+            inputs = to_device(inputs, device)
             with amp_context(cfg.train.amp, device):
-                out = model(to_device(inputs, device), mode='test')
+                out = model(alter(inputs) if alter else inputs, mode='test')
             out = {k: v.float().cpu() for k, v in out.items()}
             acc.add(dataset.evaluate(out, targets))
             for k in PREDICTIONS:

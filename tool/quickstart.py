@@ -15,6 +15,8 @@ are the result files' numbers):
   edge_only   the same student without the distillation loss, also from the teacher's weights
   baseline    3DCrowdNet, from scratch, as many epochs as teacher + student
   test_*      each model on the test split (main/test.py)
+  probe_*     seed 0's models with their images swapped between people, grey, edge maps zeroed or swapped
+              (tool/probe_inputs.py); also the baseline at the teacher's epochs, the oracle's fair comparison
   report      <run>/report.md with the metrics table and figures (montage.png, curves.png, occlusion.png)
 The settings of each scale are one file, assets/yaml/quickstart/<scale>.yml. The run folder (default
 output/quickstart_<scale>) holds state.json (finished stages, their experiment folders and times) and runs/<stage>/
@@ -152,7 +154,21 @@ class Quickstart:
         for seed in self.seeds:
             stages += [(f'{m}_s{seed}', 'train', m, seed) for m in TRAIN_ORDER]
             stages += [(f'test_{m}_s{seed}', 'test', m, seed) for m in REPORT_ORDER]
+        # seed 0's models with their inputs altered (tool/probe_inputs.py), and the baseline at the teacher's epochs
+        stages += [(f'probe_{m}_s0', 'probe', m, 0) for m in self.probed_models()]
         return stages + [('report', 'report', None, None)]
+
+    def probed_models(self):
+        """The models the probe stages test: the four, and 'baseline_short' (the baseline's snapshot at the
+        teacher's epoch count: the oracle teacher's fair comparison) when the baseline trains longer."""
+        return REPORT_ORDER + (('baseline_short',) if self.epochs('baseline') > self.epochs('teacher') else ())
+
+    def probe_target(self, model):
+        """(experiment folder, epoch, result file) of a probe stage."""
+        trained = 'baseline' if model == 'baseline_short' else model
+        exp = self.find_exp(self.stage_dir(trained, 0))
+        epoch = self.epochs('teacher' if model == 'baseline_short' else model) - 1
+        return exp, epoch, (exp / 'result' / f'probe_{epoch}.json') if exp is not None else None
 
     def train_samples(self):
         """Training annotations (people) of the synthetic set, or an estimate before it exists."""
@@ -170,8 +186,8 @@ class Quickstart:
             return 0.25 * self.synthetic['num_images']
         if kind == 'report':
             return 10.0
-        if kind == 'test':
-            return 5.0 + 0.02 * self.train_samples() / 8
+        if kind in ('test', 'probe'):
+            return (5.0 + 0.02 * self.train_samples() / 8) * (1 if kind == 'test' else 4)
         bs = int(common.get('train.batch_size', 64))
         per_epoch = max(1, self.train_samples() // bs)
         if common.get('train.max_iters'):
@@ -230,6 +246,8 @@ class Quickstart:
             return f'train the {LONG_NAMES[model]}, seed {seed}, {self.epochs(model)} epochs'
         if kind == 'test':
             return f'test the {NAMES[model]} (seed {seed}) on the {self.test_set()} test split'
+        if kind == 'probe':
+            return f'probe the {NAMES[model]} (seed {seed}): images swapped between people, grey, edges zeroed'
         return 'report: metrics table and figures'
 
     def test_set(self):
@@ -246,6 +264,10 @@ class Quickstart:
             return trained_snapshot(self.stage_dir(model, seed), self.epochs(model)) is not None
         if kind == 'test':
             return self.result_json(model, seed) is not None
+        if kind == 'probe':
+            exp, epoch, out = self.probe_target(model)
+            snap = exp / 'checkpoint' / f'snapshot_{epoch}.pth.tar' if exp is not None else None
+            return out is not None and out.is_file() and out.stat().st_mtime >= snap.stat().st_mtime
         return (self.run_dir / 'report.md').is_file() and rec.get('seeds') == len(self.seeds)
 
     def command(self, script, argv, name):
@@ -308,6 +330,14 @@ class Quickstart:
         path = test_stage(exp, self.epochs(model), self.args.gpu, what=f'stage {name}')
         self.state.record(name, result=rel(path))
 
+    def run_probe(self, name, model, seed):
+        exp, epoch, out = self.probe_target(model)
+        argv = ['--ckpt', rel(exp), '--epoch', epoch, '--out', rel(out)] + (['--gpu', self.args.gpu] if self.args.gpu
+                                                                           else [])
+        self.check_settings(name, argv)
+        self.command('tool/probe_inputs.py', argv, name)
+        self.state.record(name, result=rel(out))
+
     # ---- report
     def run_report(self, name, model, seed):
         self.state.stages.pop('report', None)
@@ -329,6 +359,8 @@ class Quickstart:
             elif kind == 'test':
                 print(f'  {name}: python main/test.py --exp_dir <{model}_s{seed} experiment> --test_epoch '
                       f'{self.epochs(model) - 1}')
+            elif kind == 'probe':
+                print(f'  {name}: python tool/probe_inputs.py --ckpt <{model}_s0 experiment> --out <its result folder>')
             elif kind == 'data':
                 print(f'  {name}: python tool/make_synthetic.py --out {rel(self.data_root / "Synthetic")} '
                       f'--num-images {self.synthetic["num_images"]}')

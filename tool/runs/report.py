@@ -11,7 +11,8 @@ from tool.runs.stages import METRIC_NAMES, METRICS, fmt_value, machine, mean_std
 # the quickstart's four models: the order they train in (students need the teacher) and the order of the report
 TRAIN_ORDER = ('teacher', 'student', 'edge_only', 'baseline')   # students need the teacher
 REPORT_ORDER = ('baseline', 'edge_only', 'student', 'teacher')
-NAMES = {'baseline': 'baseline', 'edge_only': 'edge only', 'student': 'SEFD student', 'teacher': 'teacher'}
+NAMES = {'baseline': 'baseline', 'edge_only': 'edge only', 'student': 'SEFD student', 'teacher': 'teacher',
+         'baseline_short': "baseline at the teacher's epochs"}
 LONG_NAMES = {'baseline': '3DCrowdNet baseline (RGB + 2D pose)',
               'edge_only': 'edge-only student (RGB + Canny, no distillation)',
               'student': 'SEFD student (RGB + Canny, distilled from the teacher)',
@@ -107,12 +108,65 @@ def constant_mesh_reference(qs):
         return None
 
 
+def load_probes(qs):
+    """{model: tool/probe_inputs.py report} of the probe stages that ran (seed 0)."""
+    out = {}
+    for model in qs.probed_models():
+        path = qs.probe_target(model)[2]
+        if path is not None and path.is_file():
+            out[model] = json.loads(path.read_text())
+    return out
+
+
+def probe_section(probes):
+    """The report's lines on whether each model uses its image and edge map (tool/probe_inputs.py)."""
+    if not probes:
+        return []
+    label = next(iter(probes.values()))['hidden_label']
+    head = ['model', 'input given to the model', 'MPJPE', 'PA-MPJPE', f'PA-MPJPE, {label} hidden',
+            'MPJPE moved per person']
+    rows = []
+    for model, rep in probes.items():
+        given = rep['variants']['given']
+        for i, (name, v) in enumerate(rep['variants'].items()):
+            pct = lambda a, b: f'{a:.1f}' if name == 'given' else f'{a:.1f} ({(a / b - 1) * 100:+.0f}%)'  # noqa
+            h = '-' if v['hidden'] is None else pct(v['hidden']['pa_mpjpe'], given['hidden']['pa_mpjpe'])
+            rows.append([NAMES[model] if i == 0 else '', v['description'], pct(v['summary']['mpjpe'],
+                         given['summary']['mpjpe']), pct(v['summary']['pa_mpjpe'], given['summary']['pa_mpjpe']), h,
+                         '' if name == 'given' else f'{v["mpjpe_moved_per_person"]:.1f}'])
+    gates = ', '.join(f'{NAMES[m]} {r["gate"]:+.3f}' for m, r in probes.items() if r.get('gate') is not None)
+    lines = ['## Does each model use its image and edge map?', '',
+             "Seed 0's models tested with their inputs altered (`python tool/probe_inputs.py --ckpt <experiment>`): "
+             "the crops (and a teacher's edge maps) swapped between people (mostly of other images), each "
+             "person's input 2D pose kept, a uniform grey image, and the edge map zeroed or swapped with the image "
+             "kept. A model that lifts the 2D pose and ignores the rest does not move; in brackets the change against the model as "
+             "given; the last column is the mean over people of how far each one's MPJPE moved (mm).", '',
+             markdown_table(head, rows, left=2), '']
+    if gates:
+        lines += [f"RotationNet's image gate (the weight of the image features beside the input pose): {gates}.", '']
+    teacher, short = probes.get('teacher'), probes.get('baseline_short') or probes.get('baseline')
+    th = teacher and teacher['variants']['given']['hidden']
+    bh = short and short['variants']['given']['hidden']
+    if th and bh:
+        zero = teacher['variants']['edge_zero']['hidden']['pa_mpjpe']
+        swap = teacher['variants']['edge_swapped']['hidden']['pa_mpjpe']
+        lines += [f'The oracle on the most hidden third ({th["count"]} people): teacher {th["pa_mpjpe"]:.1f} mm '
+                  f'PA-MPJPE against {bh["pa_mpjpe"]:.1f} for the baseline trained as many epochs '
+                  f'({(th["pa_mpjpe"] / bh["pa_mpjpe"] - 1) * 100:+.0f}%); its edge map zeroed {zero:.1f} '
+                  f'({(zero / th["pa_mpjpe"] - 1) * 100:+.0f}%), swapped between people {swap:.1f} '
+                  f'({(swap / th["pa_mpjpe"] - 1) * 100:+.0f}%).', '']
+    return lines
+
+
 def write_report(qs, rows, npz, ann_ids):
     """report.md and results.json of the finished run `qs` (a tool.quickstart.Quickstart): rows of table_rows(),
     npz of load_results(), ann_ids: the montage's crops."""
     from common.body.smpl import find_official_model
     run = qs.run_dir
     reference = constant_mesh_reference(qs)
+    probes = load_probes(qs)
+    pretrained = (qs.preset.get('common') or {}).get('model.pretrained', '')
+    start = {'': 'scratch', 'imagenet': 'ImageNet weights'}.get(pretrained, f'`{pretrained}`')
 
     seeds = len(qs.seeds)
     st = qs.state.stages
@@ -148,11 +202,12 @@ def write_report(qs, rows, npz, ann_ids):
               f'± {se:.2f} (standard error of the per-sample differences, {n} samples); SEFD student − baseline: '
               f'{d2:+.2f} ± {se2:.2f} mm. A difference within about two standard errors is not a finding.'
               f'{seeds_line}', '',
+              *probe_section(probes),
               '## What each model saw (fairness)', '',
               '| model | starts from | epochs of its own | epochs in total | input at test time |',
               '|---|---|---:|---:|---|',
-              f'| {NAMES["baseline"]} | scratch | {ep["baseline"]} | {ep["baseline"]} | RGB + 2D pose |',
-              f'| {NAMES["teacher"]} | scratch | {ep["teacher"]} | {ep["teacher"]} | RGB + 2D pose + SMPL overlap '
+              f'| {NAMES["baseline"]} | {start} | {ep["baseline"]} | {ep["baseline"]} | RGB + 2D pose |',
+              f'| {NAMES["teacher"]} | {start} | {ep["teacher"]} | {ep["teacher"]} | RGB + 2D pose + SMPL overlap '
               f'edge rendered from the GT (an oracle) |',
               f'| {NAMES["edge_only"]} | the teacher | {ep["edge_only"]} | {ep["teacher"] + ep["edge_only"]} | '
               f'RGB + 2D pose + Canny |',
@@ -161,9 +216,8 @@ def write_report(qs, rows, npz, ann_ids):
               'Both students start from the weights of the teacher of their seed and train the same epochs with the '
               'same settings; only the distilled one adds the distillation loss (log_softmax_l1 on backbone stages '
               '3 and 4, the frozen teacher seeing the SMPL overlap edge): the edge-only row isolates the effect of '
-              'the distillation loss. The baseline and the teacher train from scratch (no pretrained backbone on a '
-              'fresh machine). The teacher sees the ground-truth overlap edge at test time too: it is an upper bound, '
-              'not a usable model.', '']
+              'the distillation loss. The teacher sees the ground-truth overlap edge at test time too: it is an '
+              'upper bound, not a usable model.', '']
     if n_train is not None:
         n_img = len(json.loads((qs.data_root / 'Synthetic' / 'data' / '3DPW_latest_train.json').read_text())['images'])
         lines += [f'Training data: {n_train} people in {n_img} synthetic '
@@ -194,7 +248,7 @@ def write_report(qs, rows, npz, ann_ids):
                        for k in METRICS} for m in REPORT_ORDER}} for label, count, pm in rows],
                'epochs': ep, 'train_minutes': {m: [t / 60 for t in times[m]] for m in TRAIN_ORDER},
                'total_minutes': total / 60, 'machine': mach, 'procedural_body_model': procedural,
-               'constant_mean_mesh': reference}
+               'constant_mean_mesh': reference, 'probe': probes}
     atomic_write_text(run / 'results.json', json.dumps(summary, indent=1))
     print('\n' + metrics_table(rows, markdown=False, reference=reference) + '\n')
     print(f'PA-MPJPE, best first: {ranking}; distillation effect (student - edge only, seed 0): {d:+.2f} ± {se:.2f} '
