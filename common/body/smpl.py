@@ -196,6 +196,9 @@ def read_smpl_pickle(path):
 
 
 def _read_npz(path):
+    from common.io import check_archive
+    if os.path.isfile(path):
+        check_archive(path, 'SMPL model file')   # an npz is a zip: a compressed one could expand without bound
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {}
