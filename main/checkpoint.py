@@ -122,11 +122,12 @@ def remove_stale_temporaries(folder):
 
 
 def config_of(ckpt, path, overrides=None, yaml_path=None):
-    """The config saved in a checkpoint, then an optional YAML file and key=value overrides on top."""
-    from main.config import Config, fill_added_keys, load_yaml_into, parse_overrides, update_config, validate
+    """The config saved in a checkpoint (config.saved_settings), then an optional YAML file and key=value overrides on
+    top."""
+    from main.config import Config, load_yaml_into, parse_overrides, saved_settings, update_config, validate
     if not isinstance(ckpt.get('config'), dict):
         raise UserError(f'{path} holds no config; is it a checkpoint of this project?')
-    cfg = update_config(Config(), fill_added_keys(ckpt['config']), f'the config saved in {path}')
+    cfg = update_config(Config(), saved_settings(ckpt['config']), f'the config saved in {path}')
     if yaml_path:
         load_yaml_into(cfg, yaml_path)
     return validate(update_config(cfg, parse_overrides(overrides), 'the command line'))
@@ -135,6 +136,11 @@ def config_of(ckpt, path, overrides=None, yaml_path=None):
 def load_model_state(model, state_dict, path, allow_missing=(), allow_unexpected=()):
     """load_state_dict with one line naming what does not fit; keys under the allowed prefixes may be absent
     (missing) or extra (unexpected)."""
+    import torch
+    odd = next((k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        raise UserError(f'{path} is not a checkpoint of this model: its weight {odd!r} is a '
+                        f'{type(state_dict[odd]).__name__}, not a tensor')
     own = model.state_dict()
     bad_shape = [k for k, v in state_dict.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
     if bad_shape:
