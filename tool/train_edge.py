@@ -62,6 +62,22 @@ def parse_args(argv=None):
     return args
 
 
+def check_out(out):
+    """Before any training: --out can be written (its folder made and writable; not a folder itself; not the .json
+    the report goes to), so a run never fails at its end."""
+    import tempfile
+    if out.is_dir():
+        raise UserError(f'--out {out} is a folder; give the weights file to write (e.g. {out / "weights.pth"})')
+    if out.suffix == '.json':
+        raise UserError(f'--out {out}: the report is written to <out>.json; give the weights another suffix (.pth)')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:   # read-only, no rights: named by its folder
+        raise OSError(e.errno, e.strerror, str(out.parent)) from None
+
+
 def build(kind, training):
     """The edge estimator of `kind`; PiDiNet trains in its pixel-difference form."""
     import importlib
@@ -124,6 +140,7 @@ def main(argv=None):
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     root = resolve_path(args.data)
     out = resolve_path(args.out) if args.out else default_weights_path(args.edge)
+    check_out(out)
     state_path = out.with_name(out.stem + '.train_state.pth')
     lr = args.lr or DEFAULT_LR[args.edge]
     torch.manual_seed(args.seed)
