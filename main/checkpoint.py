@@ -72,6 +72,11 @@ def load_checkpoint(path, epoch=None, prefer_last=False, what='checkpoint'):
         keys = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise UserError(f'{what} {path} is not a checkpoint of this project (found {keys}; expected a dict with '
                         f'"model" and "config")')
+    import torch
+    odd = next((k for k, v in ckpt['model'].items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        raise UserError(f'{what} {path} is not a checkpoint of this project: its weight {odd!r} is a '
+                        f'{type(ckpt["model"][odd]).__name__}, not a tensor')
     return ckpt, path
 
 
@@ -136,11 +141,6 @@ def config_of(ckpt, path, overrides=None, yaml_path=None):
 def load_model_state(model, state_dict, path, allow_missing=(), allow_unexpected=()):
     """load_state_dict with one line naming what does not fit; keys under the allowed prefixes may be absent
     (missing) or extra (unexpected)."""
-    import torch
-    odd = next((k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)), None)
-    if odd is not None:
-        raise UserError(f'{path} is not a checkpoint of this model: its weight {odd!r} is a '
-                        f'{type(state_dict[odd]).__name__}, not a tensor')
     own = model.state_dict()
     bad_shape = [k for k, v in state_dict.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
     if bad_shape:
