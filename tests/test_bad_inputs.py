@@ -189,6 +189,17 @@ def test_an_os_error_whatever_the_library_calls_it_is_one_line_naming_the_path(t
             run_cli(lambda: write(path))
         err = capsys.readouterr().err
         assert code.value.code == 1 and err.count('\n') == 1 and str(path) in err, err
+    # the log file: one warning naming it, not a traceback per record
+    from common.logger import setup_logger
+    log = setup_logger(tmp_path / 'train.log')
+    try:
+        with file_size_limit(256):
+            for _ in range(20):
+                log.info('x' * 40)
+    finally:
+        setup_logger()
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'cannot write the log' in err and str(tmp_path / 'train.log') in err, err
     # a result whose per-sample file cannot be written leaves no summary behind (tools take the .json for done)
     result = EvalResult('x', {'mpjpe': 1.0}, samples={'ann_id': np.arange(1 << 16), 'pose': np.zeros((1 << 16, 72))})
     with file_size_limit(1 << 16), pytest.raises(OSError):
