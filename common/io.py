@@ -13,9 +13,20 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def make_folder(path):
+    """mkdir -p; a file standing where a folder of the path must be is named as such (mkdir says 'File exists')."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        blocking = next(p for p in [path, *path.parents] if p.exists() and not p.is_dir())
+        raise NotADirectoryError(errno.ENOTDIR, 'a file, where a folder is needed', str(blocking)) from None
+    return path
+
+
 def _atomic(path, write):
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; the result gets the usual permissions
@@ -36,6 +47,11 @@ def _atomic(path, write):
             raise OSError(errno.EIO, f'writing failed, is the disk full? ({detail})', str(path)) from None
         raise
     return path
+
+
+def atomic_write(path, write):
+    """write(f) into a temporary file beside path, then renamed to path (usual permissions)."""
+    return _atomic(path, write)
 
 
 def atomic_write_bytes(path, data):
@@ -169,7 +185,7 @@ def load_yaml_bounded(text, source):
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         sizes = {}
 
-        def expanded(node):   # values the node stands for once its aliases are expanded (shared nodes counted once each)
+        def expanded(node):   # values the node stands for with its aliases expanded (each shared node counted once)
             if id(node) not in sizes:
                 children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else \
                     node.value if isinstance(node, yaml.SequenceNode) else []

@@ -393,8 +393,8 @@ def read_yaml(yaml_path):
     if not path.is_file():
         raise UserError(f'config file {yaml_path} not found (experiment files live in assets/yaml/)')
     if path.stat().st_size > MAX_YAML_BYTES:
-        raise UserError(f'config file {path} is {path.stat().st_size >> 20} MB: not an experiment file (those are a few '
-                        f'KB)')
+        raise UserError(f'config file {path} is {path.stat().st_size >> 20} MB: not an experiment file (those are a '
+                        f'few KB)')
     try:
         mapping = load_yaml_bounded(path.read_text(), f'config file {path}')
     except (yaml.YAMLError, UnicodeDecodeError) as e:

@@ -66,11 +66,13 @@ def check_out(out):
     """Before any training: --out can be written (its folder made and writable; not a folder itself; not the .json
     the report goes to), so a run never fails at its end."""
     import tempfile
+
+    from common.io import make_folder
     if out.is_dir():
         raise UserError(f'--out {out} is a folder; give the weights file to write (e.g. {out / "weights.pth"})')
     if out.suffix == '.json':
         raise UserError(f'--out {out}: the report is written to <out>.json; give the weights another suffix (.pth)')
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     try:
         with tempfile.TemporaryFile(dir=out.parent):
             pass
