@@ -7,14 +7,13 @@ import; `make_exp_dir(cfg)` makes the experiment folder when a run starts.
 """
 import dataclasses
 import datetime
-import math
 import re
 import typing
 from dataclasses import dataclass, field
 
 import yaml
 
-from common.errors import UserError
+from common.errors import UserError, check_number
 from common.io import MAX_YAML_BYTES, load_yaml_bounded
 from common.paths import resolve_path
 from common.registry import DISTILL_LOSSES, EDGES, closest, stage_problem
@@ -312,17 +311,8 @@ def check_numbers(cfg):
         items = list(value) if isinstance(value, (list, tuple)) else [value]
         if not items or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
             continue
-        low, high = NUMBER_RANGES[key]
         for v in items:
-            if math.isfinite(v) and low <= v and (high is None or v <= high):
-                continue
-            hint = f' ({NUMBER_HINTS[key]})' if key in NUMBER_HINTS else ''
-            bound = None if math.isnan(v) else low if v < low else high
-            if bound is not None:
-                raise UserError(f'{key} must be {">=" if v < low else "<="} {bound}{hint}, got {value}; the closest '
-                                f'valid value is {bound}')
-            raise UserError(f'{key} must be a finite number >= {low}{hint}, got {value}; e.g. '
-                            f'{config_value(Config(), key)} (the default)')
+            check_number(key, v, *NUMBER_RANGES[key], NUMBER_HINTS.get(key, ''), config_value(Config(), key))
     size = cfg.model.input_size
     if size % 32:
         raise UserError(f'model.input_size must be a multiple of 32 (the backbone strides), got {size}; the closest '

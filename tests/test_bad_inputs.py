@@ -77,6 +77,17 @@ def test_every_config_number_is_checked_for_type_finiteness_and_range():
                      'train.loss_weights.smpl_pose=-1', 'train.warmup_iters=-5', 'train.ckpt_every=-1'):
         with pytest.raises(UserError, match=re.escape(override.split('=')[0])):
             load_config(None, [override])
+    # the tools' numeric flags, by the same check
+    from tool import make_overlap_edges, make_synthetic, train_edge
+    for parse, base, flags, floats in (
+            (train_edge.parse_args, ['--edge', 'see'], ('--save-every', '--max-test', '--eval-every', '--workers',
+                                                        '--seed', '--batch'), ('--lr', '--weight-decay')),
+            (lambda a: make_synthetic.validate(make_synthetic.parse_args(a)), [],
+             ('--seed', '--workers', '--seq-len', '--contact-count'), ('--pose-noise', '--detector-noise')),
+            (make_overlap_edges.parse_args, ['--dataset', 'PW3D'], ('--limit', '--workers', '--vertices'), ())):
+        for flag, value in [(f, '-1000000000') for f in flags + floats] + [(f, 'nan') for f in floats]:
+            with pytest.raises(UserError, match=re.escape(flag)):
+                parse(base + [flag, value])
 
 
 # ---------------------------------------------------------------------------------------------- folders named

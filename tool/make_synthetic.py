@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.errors import UserError, run_cli
+from common.errors import UserError, check_number, run_cli
 from common.paths import ROOT
 
 SPLITS = ('train', 'validation', 'test')
@@ -99,8 +99,11 @@ def split_counts(n, spec):
 
 
 def validate(args):
-    if args.num_images < 1:
-        raise UserError(f'--num-images must be >= 1, got {args.num_images}')
+    for name, low, high in (('num_images', 1, None), ('seed', 0, 2 ** 32 - 1), ('detector_noise', 0.0, None),
+                            ('pose_noise', 0.0, None), ('seq_len', 1, None), ('contact_count', 0, None),
+                            ('workers', 0, 256)):
+        if getattr(args, name) is not None:
+            check_number(f'--{name.replace("_", "-")}', getattr(args, name), low, high)
     if not 1 <= args.min_people <= args.max_people <= 5:
         raise UserError(f'need 1 <= --min-people <= --max-people <= 5, got {args.min_people}, {args.max_people}')
     if not (32 <= args.width <= 4096 and 32 <= args.height <= 4096):
@@ -109,10 +112,6 @@ def validate(args):
         v = getattr(args, name)
         if not 0 <= v <= 1:
             raise UserError(f'--{name} is a probability in [0, 1], got {v}')
-    if args.detector_noise < 0 or args.pose_noise < 0:
-        raise UserError('--detector-noise and --pose-noise must be >= 0')
-    if args.seq_len < 1:
-        raise UserError(f'--seq-len must be >= 1, got {args.seq_len}')
 
 
 def plan_jobs(args, out, options):

@@ -21,7 +21,7 @@ import json
 import sys
 import time
 
-from common.errors import UserError, run_cli
+from common.errors import UserError, check_number, run_cli
 
 EDGES = ('see', 'rcf', 'hed', 'pidinet')
 
@@ -54,9 +54,12 @@ def parse_args(argv=None):
     p.add_argument('--fresh', action='store_true', help='ignore a saved training state and start over')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
-    for name in ('size', 'batch', 'steps'):
-        if getattr(args, name) < 1:
-            raise UserError(f'--{name} must be >= 1, got {getattr(args, name)}')
+    for name, low, high in (('size', 1, 4096), ('batch', 1, 4096), ('steps', 1, None), ('weight_decay', 0.0, None),
+                            ('eval_every', 0, None), ('save_every', 1, None), ('max_test', 0, None),
+                            ('workers', 0, 256), ('seed', 0, 2 ** 32 - 1)):
+        check_number(f'--{name.replace("_", "-")}', getattr(args, name), low, high)
+    if args.lr is not None:
+        check_number('--lr', args.lr, 0.0)
     if args.size < 32 or args.size % 16:
         raise UserError(f'--size must be a multiple of 16 and >= 32 (the networks pool 4 times), got {args.size}')
     return args
