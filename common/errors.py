@@ -9,6 +9,21 @@ class UserError(Exception):
     pass
 
 
+def check_number(name, value, low, high=None, hint='', default=None):
+    """value, when it is a finite number in [low, high] (high None: no upper end); else one line naming `name`, the
+    bound it breaks and the closest valid value (every number a user gives: config keys, tools' flags)."""
+    import math
+    if math.isfinite(value) and low <= value and (high is None or value <= high):
+        return value
+    hint = f' ({hint})' if hint else ''
+    bound = None if math.isnan(value) else low if value < low else high
+    if bound is not None:
+        raise UserError(f'{name} must be {">=" if value < low else "<="} {bound}{hint}, got {value}; the closest valid '
+                        f'value is {bound}')
+    raise UserError(f'{name} must be a finite number >= {low}{hint}, got {value}'
+                    + (f'; e.g. {default} (the default)' if default is not None else ''))
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (what `timeout`, schedulers and `kill` send), raised like Ctrl-C so that clean-up code runs."""
 

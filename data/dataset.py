@@ -169,7 +169,8 @@ class BaseDataset(Dataset):
         return self.images.get(('image', rec.img_path), lambda: pre.load_img(rec.img_path))
 
     def __getitem__(self, index):
-        if not self.train:   # evaluation: a bad sample is left out and counted (data/loader.py), never replaced
+        if not self.train:   # evaluation: a bad sample is left out and counted (data/loader.py), never replaced: its
+            # BadSample takes its place in the batch
             try:
                 return self.get_sample(self.records[index], np.random.default_rng(index))
             except pre.BadSample as e:
@@ -179,7 +180,7 @@ class BaseDataset(Dataset):
                 self.bad.add(index)
                 if self.tell_bad():
                     log.warning(f'{self.name} {self.split}: left out a bad sample ({e}); {len(self.bad)} so far')
-                return None
+                return e
         for k in range(len(self.records)):
             i = (index + k) % len(self.records)
             if i in self.bad:
@@ -269,6 +270,10 @@ class BaseDataset(Dataset):
         """A test sample's inputs and meta: the crop of rec.bbox without augmentation, and the input 2D pose
         pose30 [30,3] (SMPL-30, image px, confidence; joints at or below conf_thr are masked out)."""
         img = self.load_img(rec)
+        if tuple(img.shape[:2]) != tuple(rec.img_shape):   # the crop box and the scoring are in the annotation's pixels
+            raise pre.BadSample(rec.img_path, f'decodes to {img.shape[1]}x{img.shape[0]} px, its annotation says '
+                                              f'{rec.img_shape[1]}x{rec.img_shape[0]}: the image or the annotation is '
+                                              f'not the one it belongs to')
         patch, img2bb, bb2img, joints, mask = pre.test_crop(img, rec.bbox, pose30, conf_thr, self.size,
                                                              published=self.published_crops)
         inputs = {'img': torch.from_numpy(pre.image_to_chw(patch.astype(np.float32))),

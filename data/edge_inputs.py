@@ -18,6 +18,7 @@ import torch
 
 from common.edges.base import build_edge
 from common.edges.overlap import overlap_edges_crop
+from common.paths import ROOT
 from common.pipeline import preprocessing as pre
 from data.scenes import find_edge_file, scene_meshes
 
@@ -84,8 +85,10 @@ class EdgeInputs:
         path, tried = find_edge_file(ds.name, ds.root, rec.image_rel)
         if path is None:
             sefd = f" and SEFD's {tried[1]} (+{len(tried) - 2} other SEFD names)" if len(tried) > 1 else ''
+            root = '' if ds.root == ROOT / 'data' / ds.name else f' --root {ds.root}'
             raise pre.BadSample(tried[0], f'missing overlap edge (looked for it{sefd}); make them with: python '
-                                          f'tool/make_overlap_edges.py --dataset {ds.name}')
+                                          f'tool/make_overlap_edges.py --dataset {ds.name}{root}, or render them per '
+                                          f'crop with edge.overlap_source=render')
         edge = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if edge is None or edge.shape[1] != W:
             raise pre.BadSample(path, 'unreadable overlap edge' if edge is None else

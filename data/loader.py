@@ -95,9 +95,11 @@ class SeededSamples(Dataset):
 
 
 def collate_present(batch):
-    """(the batch of the samples that could be read, how many could not): evaluation leaves bad samples out."""
-    kept = [b for b in batch if b is not None]
-    return (default_collate(kept) if kept else None), len(batch) - len(kept)
+    """(the batch of the samples that could be read, why each other one could not): evaluation leaves bad samples
+    out; a dataset gives the exception (BadSample) in place of such a sample."""
+    kept = [b for b in batch if not (b is None or isinstance(b, Exception))]
+    return (default_collate(kept) if kept else None), [str(b or 'unreadable') for b in batch
+                                                       if b is None or isinstance(b, Exception)]
 
 
 def single_threaded_worker(worker_id):
@@ -108,7 +110,7 @@ def single_threaded_worker(worker_id):
 
 
 def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False, evaluation=False):
-    """evaluation: batches are (batch or None, samples left out) (collate_present)."""
+    """evaluation: batches are (batch or None, why each sample left out could not be read) (collate_present)."""
     nw = cfg.data.num_workers
     # a renderer cannot be used in a process forked from one that rendered: start such workers fresh
     ctx = 'forkserver' if nw and needs_spawned_workers(cfg) else None

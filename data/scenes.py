@@ -89,7 +89,7 @@ def coco_images(db, path, layout, problems):
         raise UserError(f'{path} is not a COCO-style file with "images" and "annotations" lists; expected layout: '
                         f'{layout}')
     images = {img.get('id'): img for img in db['images'] if isinstance(img, dict)}
-    anns = [a for a in db['annotations'] if isinstance(a, dict) and 'image_id' in a]
+    anns = unique_people([a for a in db['annotations'] if isinstance(a, dict) and 'image_id' in a], problems)
     problems += [f'annotation {a!r:.60}: not an object with an image_id' for a in db['annotations']
                  if not (isinstance(a, dict) and 'image_id' in a)]
     for iid, group in group_by_image(anns).items():
@@ -97,6 +97,27 @@ def coco_images(db, path, layout, problems):
             yield images[iid], group
         else:
             problems.append(f'annotation(s) {[a.get("id") for a in group][:3]}: image id {iid} not in the images list')
+
+
+def unique_people(anns, problems):
+    """The annotations with each person once: a repeated annotation id, or the same box in the same image again
+    under another id, is dropped and named in problems (scored twice, it would weigh twice in every mean)."""
+    seen, out = set(), []
+    for a in anns:
+        box = a.get('bbox')
+        try:
+            box = tuple(float(v) for v in box) if box is not None and float(box[2]) * float(box[3]) > 0 else None
+        except (TypeError, ValueError, IndexError):
+            box = None   # a malformed box is the loader's to name
+        keys = [('id', repr(a['id']))] if 'id' in a else []
+        keys += [('box', repr(a['image_id']), box)] if box is not None else []
+        if any(k in seen for k in keys):
+            problems.append(f'annotation {a.get("id")} of image {a["image_id"]}: the same person as an earlier '
+                            f'annotation (same id or box): counted once')
+            continue
+        seen.update(keys)
+        out.append(a)
+    return out
 
 
 def problem(key, err):
@@ -170,6 +191,15 @@ def load_json(path, layout_hint):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f'annotation file {path} is not valid JSON ({e}); re-download or regenerate it') from None
+
+
+def box_of(value, where):
+    """An annotation's box (x, y, w, h) as float64 [4]; ValueError naming `where` unless it is 4 finite numbers (a NaN
+    box would become a crop of most of the image)."""
+    box = np.asarray(value, np.float64).reshape(4)
+    if not np.isfinite(box).all():
+        raise ValueError(f'{where}: bbox {box.tolist()} is not 4 finite numbers')
+    return box
 
 
 def camera_of(entry, where):

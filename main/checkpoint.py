@@ -72,6 +72,11 @@ def load_checkpoint(path, epoch=None, prefer_last=False, what='checkpoint'):
         keys = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise UserError(f'{what} {path} is not a checkpoint of this project (found {keys}; expected a dict with '
                         f'"model" and "config")')
+    import torch
+    odd = next((k for k, v in ckpt['model'].items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        raise UserError(f'{what} {path} is not a checkpoint of this project: its weight {odd!r} is a '
+                        f'{type(ckpt["model"][odd]).__name__}, not a tensor')
     return ckpt, path
 
 
@@ -122,11 +127,12 @@ def remove_stale_temporaries(folder):
 
 
 def config_of(ckpt, path, overrides=None, yaml_path=None):
-    """The config saved in a checkpoint, then an optional YAML file and key=value overrides on top."""
-    from main.config import Config, fill_added_keys, load_yaml_into, parse_overrides, update_config, validate
+    """The config saved in a checkpoint (config.saved_settings), then an optional YAML file and key=value overrides on
+    top."""
+    from main.config import Config, load_yaml_into, parse_overrides, saved_settings, update_config, validate
     if not isinstance(ckpt.get('config'), dict):
         raise UserError(f'{path} holds no config; is it a checkpoint of this project?')
-    cfg = update_config(Config(), fill_added_keys(ckpt['config']), f'the config saved in {path}')
+    cfg = update_config(Config(), saved_settings(ckpt['config']), f'the config saved in {path}')
     if yaml_path:
         load_yaml_into(cfg, yaml_path)
     return validate(update_config(cfg, parse_overrides(overrides), 'the command line'))

@@ -7,12 +7,14 @@ import; `make_exp_dir(cfg)` makes the experiment folder when a run starts.
 """
 import dataclasses
 import datetime
+import re
 import typing
 from dataclasses import dataclass, field
 
 import yaml
 
-from common.errors import UserError
+from common.errors import UserError, check_number
+from common.io import MAX_YAML_BYTES, load_yaml_bounded
 from common.paths import resolve_path
 from common.registry import DISTILL_LOSSES, EDGE_INITS, EDGES, closest, stage_problem
 from main.published_config import ADDED_KEYS, translate_published
@@ -239,7 +241,7 @@ def parse_overrides(items):
             raise UserError(f'override {item!r} must look like key=value (e.g. train.lr=1e-4)')
         key, raw = item.split('=', 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ''
+            value = load_yaml_bounded(raw, f'override {key}') if raw.strip() else ''
         except yaml.YAMLError:
             value = raw
         # YAML reads 1e-4 as a string; floats written that way are common on command lines
@@ -264,8 +266,79 @@ def fill_added_keys(mapping):
     return out
 
 
+# the keys that say where a run writes: from the command line and the defaults, never from a saved config
+WRITE_PLACES = ('output_dir', 'exp_name')
+
+
+def saved_settings(mapping):
+    """A saved config (a checkpoint's, an experiment's config.yaml) as a run takes it: the keys it predates set to what
+    they meant (fill_added_keys), WRITE_PLACES left out (a file handed in never decides where a run writes)."""
+    return {k: v for k, v in fill_added_keys(mapping).items() if k not in WRITE_PLACES}
+
+
 # model.vposer_ckpt value: the VPoser decoder's weights come with the model checkpoint (3DCrowdNet/SEFD snapshots)
 VPOSER_FROM_CHECKPOINT = 'checkpoint'
+
+
+# Every number of the config: (lowest, highest) valid value, both included (None: no upper end). check_numbers
+# refuses NaN, inf and anything outside, naming the closest valid value; a numeric field missing here is a
+# programming error (tests/test_bad_inputs.py sets every numeric key to NaN, inf and -1e9).
+NUMBER_RANGES = {
+    'model.input_size': (64, 1024), 'model.procedural_vertices': (100, 100000), 'model.focal': (1.0, 1e6),
+    'model.camera_3d_size': (0.1, 100.0), 'model.bbox_3d_size': (0.1, 100.0), 'model.sigma': (0.1, 64.0),
+    'edge.dilation': (1, 63), 'edge.canny_low': (0.0, None), 'edge.canny_high': (0.0, None),
+    'distill.stages': (1, 4), 'distill.weights': (0.0, None), 'distill.temperature': (0.01, 100.0),
+    'data.num_workers': (0, 256), 'data.image_cache_mb': (0, 1 << 22),
+    **{f'train.loss_weights.{f.name}': (0.0, None) for f in dataclasses.fields(LossWeights)},
+    'train.batch_size': (1, 1 << 20), 'train.lr': (0.0, None), 'train.lr_backbone': (0.0, None),
+    'train.lr_dec_epochs': (0, None), 'train.lr_dec_factor': (1.0, None), 'train.warmup_iters': (0, None),
+    'train.end_epoch': (1, 1 << 20), 'train.grad_clip': (0.0, None), 'train.seed': (0, 2 ** 32 - 1),
+    'train.print_freq': (1, None), 'train.max_iters': (0, None), 'train.ckpt_every': (0, None),
+    'train.vis_every': (0, None), 'train.val_every': (0, None), 'test.batch_size': (1, 1 << 20),
+}
+# what a number means where the range alone does not say it
+NUMBER_HINTS = {
+    'train.lr_dec_factor': 'it divides the lr at each of train.lr_dec_epochs: 10 = a tenth, 1 = no decay',
+    'train.max_iters': '0 = full epochs', 'train.ckpt_every': '0 = only at epoch ends', 'train.vis_every': '0 = never',
+    'train.val_every': '0 = never', 'train.seed': "numpy's seed range",
+}
+
+
+def config_value(cfg, key):
+    node = cfg
+    for part in key.split('.'):
+        node = getattr(node, part)
+    return node
+
+
+def check_numbers(cfg):
+    """Every numeric key (and every item of a numeric list) finite and inside NUMBER_RANGES; one line naming the key,
+    the range and the closest valid value otherwise."""
+    for key in _valid_keys(cfg):
+        value = config_value(cfg, key)
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not items or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            continue
+        for v in items:
+            check_number(key, v, *NUMBER_RANGES[key], NUMBER_HINTS.get(key, ''), config_value(Config(), key))
+    size = cfg.model.input_size
+    if size % 32:
+        raise UserError(f'model.input_size must be a multiple of 32 (the backbone strides), got {size}; the closest '
+                        f'valid value is {min(max(32 * round(size / 32), 64), 1024)}')
+    if cfg.edge.dilation % 2 == 0:
+        raise UserError(f'edge.dilation is the side of a centred max filter: an odd number, got {cfg.edge.dilation}; '
+                        f'the closest valid value is {cfg.edge.dilation + 1}')
+    if cfg.edge.canny_low > cfg.edge.canny_high:
+        raise UserError(f'edge.canny_low {cfg.edge.canny_low} is above edge.canny_high {cfg.edge.canny_high}: the '
+                        f'hysteresis needs low <= high')
+
+
+def check_exp_name(name):
+    """exp_name names one folder inside output_dir: a separator would put it elsewhere (or anywhere, absolute)."""
+    if re.search(r'[/\\\0]', name):
+        plain = re.sub(r'[/\\\0]+', '_', name).strip('._') or 'run'
+        raise UserError(f'exp_name {name!r} must be a plain folder name (the experiment folder is made inside '
+                        f'output_dir; set output_dir for another place); the closest valid value is {plain!r}')
 
 
 def validate(cfg):
@@ -286,8 +359,6 @@ def validate(cfg):
          f'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot, or {VPOSER_FROM_CHECKPOINT!r} when '
          f'the model checkpoint carries the VPoser weights, as 3DCrowdNet/SEFD snapshots do); use '
          f'model.pose_head=rot6d to train without one')
-    must(cfg.model.input_size % 32 == 0 and cfg.model.input_size >= 64,
-         f'model.input_size must be a multiple of 32 and >= 64, got {cfg.model.input_size}')
     if cfg.mode == 'baseline':
         must(cfg.edge.type == 'none', f'mode baseline takes no edge channel; set edge.type=none '
                                       f'(got {cfg.edge.type!r})')
@@ -313,13 +384,8 @@ def validate(cfg):
          f'distill.loss {cfg.distill.loss!r} is not one of {losses}{closest(cfg.distill.loss, losses)}')
     must(cfg.mode == 'student' or cfg.distill.loss == 'none',
          f'distill.loss={cfg.distill.loss} needs mode=student (a {cfg.mode} has no teacher)')
-    for key, low in (('train.batch_size', 1), ('test.batch_size', 1), ('data.num_workers', 0),
-                     ('data.image_cache_mb', 0), ('train.end_epoch', 1)):
-        group, name = key.split('.')
-        value = getattr(getattr(cfg, group), name)
-        must(value >= low, f'{key} must be >= {low}, got {value}')
-    must(cfg.train.lr >= 0 and cfg.train.lr_backbone >= 0, f'train.lr and train.lr_backbone must be >= 0, got '
-                                                           f'{cfg.train.lr} and {cfg.train.lr_backbone}')
+    check_numbers(cfg)
+    check_exp_name(cfg.exp_name)
     return cfg
 
 
@@ -328,8 +394,11 @@ def read_yaml(yaml_path):
     path = resolve_path(yaml_path)
     if not path.is_file():
         raise UserError(f'config file {yaml_path} not found (experiment files live in assets/yaml/)')
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise UserError(f'config file {path} is {path.stat().st_size >> 20} MB: not an experiment file (those are a '
+                        f'few KB)')
     try:
-        mapping = yaml.safe_load(path.read_text())
+        mapping = load_yaml_bounded(path.read_text(), f'config file {path}')
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0][:160]}') from None
     if mapping is None:   # an empty file would silently train every default
@@ -353,7 +422,7 @@ def published_defaults(cfg):
 def load_saved_config(yaml_path, overrides=None):
     """The config.yaml an experiment folder saved (keys it predates as they were then), then overrides."""
     mapping, path = read_yaml(yaml_path)
-    cfg = update_config(Config(), fill_added_keys(mapping), str(path))
+    cfg = update_config(Config(), saved_settings(mapping), str(path))
     return validate(update_config(cfg, parse_overrides(overrides), 'the command line'))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.errors import UserError
 from common.io import atomic_np_save, atomic_write_text
 from common.metrics import MetricAccumulator
 from common.runtime import amp_context, to_device
@@ -63,9 +64,10 @@ class EvalResult:
         return {**out, 'protocol': self.protocol} if self.protocol else out
 
     def save(self, result_dir, stem):
-        """result/<stem>.json (metrics) and result/<stem>.npz (per-sample metrics and predictions), atomically."""
-        atomic_write_text(result_dir / f'{stem}.json', json.dumps(self.to_json(), indent=1))
+        """result/<stem>.npz (per-sample metrics and predictions), then result/<stem>.json (metrics), each atomically:
+        a .json (what tools look for) always has its .npz."""
         atomic_np_save(result_dir / f'{stem}.npz', **self.samples)
+        atomic_write_text(result_dir / f'{stem}.json', json.dumps(self.to_json(), indent=1))
 
 
 def group_summary(values, labels):
@@ -91,10 +93,11 @@ def evaluate(model, dataset, cfg, device, name=None, progress=True, alter=None):
     acc, preds, labels = MetricAccumulator(), {k: [] for k in PREDICTIONS + ('ann_id', 'bbox')}, {}
     was_training = model.training
     model.eval()
-    skipped = 0
+    skipped, why = 0, ''
     try:
         for batch, left_out in tqdm(loader, desc=f'test {dataset.name}', dynamic_ncols=True, disable=not progress):
-            skipped += left_out
+            skipped += len(left_out)
+            why = why or next(iter(left_out), '')
             if batch is None:
                 continue
             inputs, targets, meta = batch
@@ -113,6 +116,8 @@ def evaluate(model, dataset, cfg, device, name=None, progress=True, alter=None):
                 labels.setdefault(g, []).extend(labs)
     finally:
         model.train(was_training)
+    if not preds['ann_id']:
+        raise UserError(f'{dataset.name} {dataset.split}: none of its {len(dataset)} samples could be read, e.g. {why}')
     values = acc.per_sample()
     samples = {k: np.concatenate(v) for k, v in preds.items()}
     samples.update(values)

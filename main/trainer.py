@@ -252,8 +252,8 @@ class Trainer:
             self.epoch, self.iteration = self.epoch + 1, 0
 
     def train_epoch(self, bar, n_iter):
-        cfg, per_step = self.cfg, self.cfg.train.batch_size * self.world
-        t0, steps = time.perf_counter(), 0
+        cfg = self.cfg
+        t0, samples = time.perf_counter(), 0
         for batch in self.loader:
             if self.iteration >= n_iter:
                 break
@@ -261,11 +261,11 @@ class Trainer:
             terms = self.step(*batch)
             self.iteration += 1
             self.global_step += 1
-            steps += 1
+            samples += len(batch[0]['img']) * self.world   # a set smaller than train.batch_size gives a smaller batch
             bar.update(1)
             if self.rank == 0 and (self.iteration % cfg.train.print_freq == 0 or self.iteration == n_iter):
-                rate = steps * per_step / (time.perf_counter() - t0)
-                t0, steps = time.perf_counter(), 0
+                rate = samples / (time.perf_counter() - t0)
+                t0, samples = time.perf_counter(), 0
                 self.log_step(terms, lrs, rate, bar, n_iter)
             if self.rank == 0 and cfg.train.vis_every and self.global_step % cfg.train.vis_every == 0:
                 self.visualise(batch[0])

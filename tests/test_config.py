@@ -47,7 +47,7 @@ def test_unknown_key_names_closest(tmp_path):
     (['test.batch_size=-2'], 'test.batch_size must be >= 1'),
     (['data.num_workers=-1'], 'data.num_workers must be >= 0, got -1'),
     (['train.end_epoch=-1'], 'train.end_epoch must be >= 1'),
-    (['train.lr=-1'], 'train.lr and train.lr_backbone must be >= 0'),
+    (['train.lr=-1'], 'train.lr must be >= 0'),
 ])
 def test_invalid_values_are_one_line_errors(override, msg):
     with pytest.raises(UserError, match=msg) as e:

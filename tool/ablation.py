@@ -46,7 +46,7 @@ from common.paths import ROOT
 from tool.runs.report import markdown_table
 from tool.runs.stages import (METRIC_NAMES, METRICS, find_exp, fmt_time, is_tested, mean_std, override, rel,
                               result_path, run_script, test_stage, train_stage, trained_snapshot)
-from tool.runs.state import RunState
+from tool.runs.state import RunState, check_run_folder
 
 PRESETS = ROOT / 'assets' / 'yaml' / 'ablations'
 STUDENT_KEYS = ('edge.', 'distill.', 'mode=')   # what references do not take from the grid
@@ -182,7 +182,8 @@ class Grid:
             if not ppath.is_file():
                 have = ', '.join(sorted(p.stem for p in PRESETS.glob('*.yml')))
                 raise UserError(f'preset {args.preset!r} not found: {ppath} (presets: {have})')
-            preset = yaml.safe_load(ppath.read_text()) or {}
+            from main.config import read_yaml
+            preset = read_yaml(ppath)[0]
         self.preset = preset
         self.base = args.base or preset.get('base') or ''
         if not self.base:
@@ -202,6 +203,7 @@ class Grid:
         default_name = args.preset or '_'.join([Path(self.base).stem] + [a.name.split('.')[-1] for a in self.axes])
         self.name = slug(args.name or default_name)
         self.out = Path(args.out).resolve() if args.out else ROOT / 'output' / f'ablation_{self.name}'
+        check_run_folder(self.out, 'ablation.json', '--out' if args.out else 'the ablation folder')
         self.cells = self.make_cells()
         self.references = self.make_references()
 

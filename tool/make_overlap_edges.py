@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common.errors import UserError, run_cli
+from common.errors import UserError, check_number, run_cli
 from common.io import atomic_write_bytes
 from common.paths import ROOT
 from data.scenes import EDGE_DIR, SEFD_EDGE_DATASETS, edge_path, scene_meshes, sefd_edge_paths
@@ -95,7 +95,10 @@ def parse_args(argv=None):
     ap.add_argument('--limit', type=int, default=0, help='at most this many images (0 = all)')
     ap.add_argument('--smpl-dir', default=None, help='SMPL model folder (default common/utils/human_model_files)')
     ap.add_argument('--vertices', type=int, default=3000, help='procedural body size when no SMPL files exist')
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    for name, low, high in (('workers', 0, 256), ('limit', 0, None), ('vertices', 100, 100000)):
+        check_number(f'--{name}', getattr(args, name), low, high)
+    return args
 
 
 def collect_jobs(args, module, root):

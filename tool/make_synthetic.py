@@ -13,6 +13,10 @@ object occluders, rendered with common/render/renderer.py. Output (read by data/
     <out>/imageFiles/synth_<split>_<k>/image_<i>.jpg
     <out>/contact_sheet.jpg                                images | 2D detections + SMPL overlap edges
 
+An existing set in the output folder is replaced only once the new one is complete (it is built in .<name>.building
+beside the folder and then moved in): an interrupt or a failure leaves the old set as it was. Annotation files this
+tool did not write are never replaced.
+
 The same seed gives byte-identical annotation files (and, on the same machine, identical images),
 whatever --workers is. See data/Synthetic/README.md for every field.
 """
@@ -25,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.errors import UserError, run_cli
+from common.errors import UserError, check_number, run_cli
 from common.paths import ROOT
 
 SPLITS = ('train', 'validation', 'test')
@@ -95,8 +99,11 @@ def split_counts(n, spec):
 
 
 def validate(args):
-    if args.num_images < 1:
-        raise UserError(f'--num-images must be >= 1, got {args.num_images}')
+    for name, low, high in (('num_images', 1, None), ('seed', 0, 2 ** 32 - 1), ('detector_noise', 0.0, None),
+                            ('pose_noise', 0.0, None), ('seq_len', 1, None), ('contact_count', 0, None),
+                            ('workers', 0, 256)):
+        if getattr(args, name) is not None:
+            check_number(f'--{name.replace("_", "-")}', getattr(args, name), low, high)
     if not 1 <= args.min_people <= args.max_people <= 5:
         raise UserError(f'need 1 <= --min-people <= --max-people <= 5, got {args.min_people}, {args.max_people}')
     if not (32 <= args.width <= 4096 and 32 <= args.height <= 4096):
@@ -105,10 +112,6 @@ def validate(args):
         v = getattr(args, name)
         if not 0 <= v <= 1:
             raise UserError(f'--{name} is a probability in [0, 1], got {v}')
-    if args.detector_noise < 0 or args.pose_noise < 0:
-        raise UserError('--detector-noise and --pose-noise must be >= 0')
-    if args.seq_len < 1:
-        raise UserError(f'--seq-len must be >= 1, got {args.seq_len}')
 
 
 def plan_jobs(args, out, options):
@@ -263,16 +266,76 @@ def summarize(results, jobs, counts, out, elapsed, sheet, sheet_src, procedural,
     return lines
 
 
-def clean_old(out):
-    """Remove the image folders of an earlier run, and the overlap-edge maps made from them
-    (tool/make_overlap_edges.py keeps existing maps, which would no longer match): only our
-    sequences, <out>/{imageFiles,overlap_edges}/synth_<split>_<k>."""
+SEQUENCE = re.compile(r'synth_(train|validation|test)_\d+')   # the image folders this tool names
+# every annotation file this tool writes begins so (dataset_json): only those are ever replaced
+ANNOTATION_START = b'{"info":{"description":"synthetic crowd scenes'
+WORK_MARKER = '.made_by_make_synthetic'   # in the folders it builds beside --out: only such folders are removed
+
+
+def annotation_files(root):
+    return [root / 'data' / f'3DPW_latest_{s}.json' for s in SPLITS]
+
+
+def check_out(out):
+    """Before anything is written: --out is a folder whose annotation files (if any) this tool wrote; a real 3DPW
+    copy (or anything else) is refused, never replaced."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f'--out {out} is a file; give a folder for the set')
+    if out.parent == out:
+        raise UserError(f'--out {out} is the root of the file system; give a folder for the set')
+    for path in annotation_files(out):
+        if path.is_file():
+            with open(path, 'rb') as f:
+                ours = f.read(len(ANNOTATION_START)) == ANNOTATION_START
+            if not ours:
+                raise UserError(f'--out {out} holds {path.relative_to(out)}, which tool/make_synthetic.py did not '
+                                f'write (a real 3DPW set?): give another --out; nothing was changed')
+
+
+def work_folder(out, kind):
+    """A fresh folder beside out (same file system: its contents move in by rename): .<name>.<kind>. A leftover of an
+    interrupted run is removed first; a folder of that name that this tool did not make is refused."""
+    path = out.parent / f'.{out.name}.{kind}'
+    remove_work_folder(path)
+    path.mkdir(parents=True)
+    (path / WORK_MARKER).touch()
+    return path
+
+
+def remove_work_folder(path):
+    if (path / WORK_MARKER).is_file():
+        shutil.rmtree(path)
+
+
+def set_members(root):
+    """What a synthetic set under root consists of (paths relative to root), its annotation files last: the contact
+    sheet, imageFiles/synth_*, the overlap-edge maps made from them (overlap_edges/synth_*, stale once the images
+    change) and data/3DPW_latest_*.json. The rest of the folder (data/Synthetic holds the loader) is not the set's."""
+    members = [Path('contact_sheet.jpg')] if (root / 'contact_sheet.jpg').is_file() else []
     for name in ('imageFiles', 'overlap_edges'):
-        d = out / name
-        if d.is_dir():
-            for sub in d.iterdir():
-                if sub.is_dir() and re.fullmatch(r'synth_(train|validation|test)_\d+', sub.name):
-                    shutil.rmtree(sub)
+        if (root / name).is_dir():
+            members += sorted(Path(name) / d.name for d in (root / name).iterdir()
+                              if d.is_dir() and SEQUENCE.fullmatch(d.name))
+    return members + [p.relative_to(root) for p in annotation_files(root) if p.is_file()]
+
+
+def swap_in(build, out):
+    """Replace the set in out by the complete one in build, then delete the old one. Ctrl-C and SIGTERM wait until
+    the renames are done, and the old annotation files go first and the new ones come last: out never holds one set's
+    images under another's labels."""
+    import signal
+    old = work_folder(out, 'replaced')
+    out.mkdir(parents=True, exist_ok=True)
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        for src, dst, members in ((out, old, reversed(set_members(out))), (build, out, set_members(build))):
+            for rel in members:
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.rename(src / rel, dst / rel)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+    remove_work_folder(old)
 
 
 def main(argv=None):
@@ -292,32 +355,40 @@ def main(argv=None):
     from tool.synthetic.generate import Options
     options = Options(args.width, args.height, args.min_people, args.max_people, args.overlap, args.occluders,
                       args.detector_noise, args.pose_noise, args.model_dir)
-    jobs, counts = plan_jobs(args, out, options)
     workers = args.workers
     if workers is None:
-        workers = 0 if len(jobs) < 64 else min(4, os.cpu_count() or 1)
+        workers = 0 if args.num_images < 64 else min(4, os.cpu_count() or 1)
     from common.body.smpl import find_official_model
     procedural = find_official_model(args.model_dir, 'neutral') is None
 
-    clean_old(out)
-    results = run_jobs(jobs, workers, not args.no_progress and sys.stderr.isatty())
-    by_split = assemble(results, jobs)
-    from tool.synthetic.generate import write_file
-    for split in SPLITS:
-        if counts[split]:
-            images, anns = by_split[split]
-            write_file(out / 'data' / f'3DPW_latest_{split}.json', dataset_json(images, anns, args, split).encode())
-        else:  # no stale file from an earlier run with other splits
-            stale = out / 'data' / f'3DPW_latest_{split}.json'
-            if stale.is_file():
-                stale.unlink()
-    sheet = None if (args.contact_sheet or '').lower() == 'none' else \
-        _abs(args.contact_sheet) if args.contact_sheet else out / 'contact_sheet.jpg'
-    sheet_src = contact_sheet(results, sheet, args) if sheet else None
+    check_out(out)
+    # built beside the old set and swapped in when complete: an interrupt or a failure leaves the old set as it was
+    build = work_folder(out, 'building')
+    try:
+        jobs, counts = plan_jobs(args, build, options)
+        results = run_jobs(jobs, workers, not args.no_progress and sys.stderr.isatty())
+        by_split = assemble(results, jobs)
+        from tool.synthetic.generate import write_file
+        for split in SPLITS:   # a split without images gets no file (and loses the old set's in the swap)
+            if counts[split]:
+                images, anns = by_split[split]
+                write_file(build / 'data' / f'3DPW_latest_{split}.json',
+                           dataset_json(images, anns, args, split).encode())
+        sheet = None if (args.contact_sheet or '').lower() == 'none' else _abs(args.contact_sheet) \
+            if args.contact_sheet else build / 'contact_sheet.jpg'
+        sheet_src = contact_sheet(results, sheet, args) if sheet else None
+        made = any(r.image is not None for r in results)
+        if made:
+            swap_in(build, out)
+    finally:
+        remove_work_folder(build)
+    sheet = out / 'contact_sheet.jpg' if sheet == build / 'contact_sheet.jpg' else sheet
     for line in summarize(results, jobs, counts, out, time.time() - t0, sheet if sheet_src else None, sheet_src,
                           procedural, workers):
         print(line)
-    return 0 if any(r.image is not None for r in results) else 1
+    if not made:
+        print(f'no image could be made: {out} was left as it was')
+    return 0 if made else 1
 
 
 if __name__ == '__main__':

@@ -37,7 +37,7 @@ from tool.runs import plots, report
 from tool.runs.report import LONG_NAMES, NAMES, REPORT_ORDER, TRAIN_ORDER
 from tool.runs.stages import (find_exp, fmt_time, is_tested, machine, override, rel, result_path, run_script,
                               test_stage, train_stage, trained_snapshot)
-from tool.runs.state import RunState, read_state
+from tool.runs.state import RunState, check_run_folder, read_state
 
 PRESETS = ROOT / 'assets' / 'yaml' / 'quickstart'
 SCALES = ('tiny', 'small', 'medium', 'full')
@@ -82,8 +82,7 @@ class Quickstart:
         self.run_dir = Path(args.out).resolve() if args.out else ROOT / 'output' / f'quickstart_{args.scale}'
         if not args.out:
             self.run_dir = self.run_dir.resolve()
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise UserError(f'--out {self.run_dir} is a file; give a folder for the run')
+        check_run_folder(self.run_dir, 'state.json', '--out' if args.out else 'the run folder')
         self.state_path = self.run_dir / 'state.json'
         self.synthetic = self.preset.get('synthetic')
         self.data_root = self.run_dir / 'data' if self.synthetic else None

@@ -21,7 +21,7 @@ import json
 import sys
 import time
 
-from common.errors import UserError, run_cli
+from common.errors import UserError, check_number, run_cli
 
 EDGES = ('see', 'rcf', 'hed', 'pidinet')
 
@@ -54,12 +54,33 @@ def parse_args(argv=None):
     p.add_argument('--fresh', action='store_true', help='ignore a saved training state and start over')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
-    for name in ('size', 'batch', 'steps'):
-        if getattr(args, name) < 1:
-            raise UserError(f'--{name} must be >= 1, got {getattr(args, name)}')
+    for name, low, high in (('size', 1, 4096), ('batch', 1, 4096), ('steps', 1, None), ('weight_decay', 0.0, None),
+                            ('eval_every', 0, None), ('save_every', 1, None), ('max_test', 0, None),
+                            ('workers', 0, 256), ('seed', 0, 2 ** 32 - 1)):
+        check_number(f'--{name.replace("_", "-")}', getattr(args, name), low, high)
+    if args.lr is not None:
+        check_number('--lr', args.lr, 0.0)
     if args.size < 32 or args.size % 16:
         raise UserError(f'--size must be a multiple of 16 and >= 32 (the networks pool 4 times), got {args.size}')
     return args
+
+
+def check_out(out):
+    """Before any training: --out can be written (its folder made and writable; not a folder itself; not the .json
+    the report goes to), so a run never fails at its end."""
+    import tempfile
+
+    from common.io import make_folder
+    if out.is_dir():
+        raise UserError(f'--out {out} is a folder; give the weights file to write (e.g. {out / "weights.pth"})')
+    if out.suffix == '.json':
+        raise UserError(f'--out {out}: the report is written to <out>.json; give the weights another suffix (.pth)')
+    make_folder(out.parent)
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:   # read-only, no rights: named by its folder
+        raise OSError(e.errno, e.strerror, str(out.parent)) from None
 
 
 def build(kind, training):
@@ -124,6 +145,7 @@ def main(argv=None):
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     root = resolve_path(args.data)
     out = resolve_path(args.out) if args.out else default_weights_path(args.edge)
+    check_out(out)
     state_path = out.with_name(out.stem + '.train_state.pth')
     lr = args.lr or DEFAULT_LR[args.edge]
     torch.manual_seed(args.seed)

@@ -17,7 +17,6 @@ import io
 import logging
 import os
 import pickle
-import tempfile
 import threading
 import types
 import zipfile
@@ -196,6 +195,9 @@ def read_smpl_pickle(path):
 
 
 def _read_npz(path):
+    from common.io import check_archive
+    if os.path.isfile(path):
+        check_archive(path, 'SMPL model file')   # an npz is a zip: a compressed one could expand without bound
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {}
@@ -251,24 +253,20 @@ def load_model_arrays(path):
 
 
 def save_npz(path, arrays):
-    """Write an uncompressed npz atomically (temporary file + rename) and byte-reproducibly (fixed zip
-    timestamps), so concurrent processes never see half a file and the same arrays give the same bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as fh, zipfile.ZipFile(fh, 'w', zipfile.ZIP_STORED) as zf:
+    """Write an uncompressed npz atomically (common/io: temporary file + rename, a failed write named by its path) and
+    byte-reproducibly (fixed zip timestamps), so concurrent processes never see half a file and the same arrays give
+    the same bytes."""
+    from common.io import atomic_write
+
+    def write(fh):
+        with zipfile.ZipFile(fh, 'w', zipfile.ZIP_STORED) as zf:
             for key in sorted(arrays):
                 info = zipfile.ZipInfo(key + '.npy', date_time=(1980, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 with zf.open(info, 'w', force_zip64=True) as out:
                     np.lib.format.write_array(out, np.asarray(arrays[key]), allow_pickle=False)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is for every user of the checkout
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, write)
+    os.chmod(path, 0o644)   # the cache is for every user of the checkout, whatever the umask
 
 
 def convert_smpl_file(src, dst):

@@ -362,10 +362,23 @@ def truncation_mask(joints, valid, hm_shape, depth_size=None):
 INPUT_CONF_THR = 0.05  # a detected joint counts when its confidence is above this (3DCrowdNet's test protocol)
 
 
+def usable_pose(pose, img_w, img_h):
+    """A detected pose [J,3] (x, y, conf; image px) with the joints no detector gives zeroed (conf 0): non-finite
+    values, or farther than one image size outside the image (one joint at 1e30 would make the crop box the whole
+    image; a NaN would reach the model)."""
+    pose = np.array(pose, np.float32)
+    x, y = pose[:, 0], pose[:, 1]
+    with np.errstate(invalid='ignore'):
+        ok = np.isfinite(pose).all(1) & (x >= -img_w) & (x <= 2 * img_w) & (y >= -img_h) & (y <= 2 * img_h)
+    pose[~ok] = 0
+    return pose
+
+
 def pose_box(pose, img_w, img_h, train, conf_thr=INPUT_CONF_THR, published=False):
     """The crop box of a detected pose [J,3] (x, y, conf; image px), as the test protocol makes it: the box of the
-    joints above conf_thr, x1.2, then process_bbox. None when no joint counts (or, in training, the box is
-    degenerate)."""
+    joints above conf_thr (and usable_pose), x1.2, then process_bbox. None when no joint counts (or, in training, the
+    box is degenerate)."""
+    pose = usable_pose(pose, img_w, img_h)
     box = get_bbox(pose[:, :2], pose[:, 2] > conf_thr)
     return process_bbox(box, img_w, img_h, train=train, published=published) if box is not None else None
 
@@ -376,6 +389,7 @@ def test_crop(img, bbox, pose, conf_thr, size, published=False):
     confidence), mask [J,1]: the joints above conf_thr that fall inside the grid). published: warped from the
     image in float32, as the reference does (here from uint8: values differ by up to 0.5/255)."""
     S, G = size, size // 4
+    pose = usable_pose(pose, img.shape[1], img.shape[0])
     img = img.astype(np.float32) if published else img
     patch, img2bb, bb2img = generate_patch_image(img, bbox, 1.0, 0.0, False, (S, S))
     joints = np.zeros((len(pose), 3), np.float32)

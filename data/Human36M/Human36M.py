@@ -27,7 +27,8 @@ from common.metrics import evaluate_h36m
 from common.pipeline import preprocessing as pre
 from data.dataset import BaseDataset, Record
 from data.registry import DATASETS
-from data.scenes import Person, Scene, camera_of, check_split, load_json, problem, report_problems, smpl_of
+from data.scenes import (Person, Scene, box_of, camera_of, check_split, load_json, problem, report_problems,
+                         smpl_of)
 
 LAYOUT = ('data/Human36M/annotations/Human36M_subject<S>_{data,camera,joint_3d,smpl_param}.json and '
           'data/Human36M/images/<file_name> (3DCrowdNet / I2L-MeshNet release)')
@@ -101,18 +102,22 @@ def read_annotations(root, split, with_joints=False):
         db, cams, fits = (load_json(annotation_file(root, s, k), LAYOUT) for k in ('data', 'camera', 'smpl_param'))
         joints = load_json(annotation_file(root, s, 'joint_3d'), LAYOUT) if with_joints else None
         anns = {a['image_id']: a for a in db.get('annotations', []) if isinstance(a, dict) and 'image_id' in a}
+        seen = set()   # each frame (one person) once
         for img in db.get('images', []):
             try:
                 if not keep_frame(img, split):
                     continue
                 key = f'subject {s} image {img["id"]} ({img["file_name"]})'
+                if img['id'] in seen:
+                    raise ValueError(f'{key}: listed again: counted once')
+                seen.add(img['id'])
                 act, sub, fr = str(img['action_idx']), str(img['subaction_idx']), str(img['frame_idx'])
                 cam = cams[str(img['cam_idx'])]
                 focal, princpt = camera_of(cam, key)
                 R = np.asarray(cam['R'], np.float64).reshape(3, 3)
                 t = np.asarray(cam['t'], np.float64).reshape(3) / 1000  # mm -> m
                 ann = anns[img['id']]
-                bbox = np.asarray(ann['bbox'], np.float32).reshape(4)
+                bbox = box_of(ann['bbox'], key).astype(np.float32)
                 fit = fits.get(act, {}).get(sub, {}).get(fr)
                 world = None
                 if with_joints:

@@ -12,7 +12,8 @@ from common.pipeline import preprocessing as pre
 from common.registry import closest
 from data.dataset import BaseDataset, Record, add_neighbours
 from data.registry import DATASETS
-from data.scenes import Person, Scene, camera_of, coco_images, load_json, problem, report_problems, smpl_of
+from data.scenes import (Person, Scene, box_of, camera_of, coco_images, load_json, problem, report_problems,
+                         smpl_of)
 
 LAYOUT = ('data/PW3D/data/3DPW_latest_{train,validation,test}.json and data/PW3D/data/imageFiles/<sequence>/'
           '*.jpg (3DCrowdNet release); without the real 3DPW, make the synthetic set: python tool/make_synthetic.py')
@@ -51,7 +52,7 @@ def read_annotations(root, split, layout=LAYOUT, keep=None):
             for ann in anns:
                 sp = ann['smpl_param']
                 pose, shape, trans = smpl_of(sp, f'{key} annotation {ann["id"]}')
-                bbox = np.asarray(ann['bbox'], np.float64).reshape(4)
+                bbox = box_of(ann['bbox'], f'{key} annotation {ann["id"]}')
                 pairs.append((ann, Person(pose, shape, trans, focal, princpt, bbox,
                                           gender=sp.get('gender', 'neutral'))))
             scene = scene_of(img, [p for _, p in pairs], key)   # a bad size or name fails here, not in training

@@ -124,8 +124,9 @@ def coco_ground_truth(db, keypoint_names):
 def coco_keypoint_people(ann_file, image_dir, keypoint_set, layout, name, swap_wh=False):
     """(people [(image path, (H, W), keypoints [J,3], image id)], the COCO ground truth) of a COCO keypoint file;
     malformed entries are skipped and named in one warning. swap_wh: the file stores width and height swapped."""
-    db, problems, people = load_json(ann_file, layout), [], []
+    db, problems, people, kept = load_json(ann_file, layout), [], [], []
     for img, anns in coco_images(db, ann_file, layout, problems):
+        kept += anns   # each person once (coco_images), in the ground truth too
         for a in anns:
             where = f'image {img.get("id")} annotation {a.get("id")}'
             try:
@@ -137,5 +138,5 @@ def coco_keypoint_people(ann_file, image_dir, keypoint_set, layout, name, swap_w
             except (KeyError, TypeError, ValueError) as e:
                 problems.append(problem(where, e))
     report_problems(name, problems)
-    db['annotations'] = [a for a in db['annotations'] if isinstance(a, dict) and 'image_id' in a]
+    db['annotations'] = kept
     return people, coco_ground_truth(db, keypoint_set.joints)

@@ -91,9 +91,10 @@ def train_stage(stage_dir, argv, epochs, device_flags=(), log=None, env=None, wh
     if trained_snapshot(stage_dir, epochs) is not None:
         return find_exp(stage_dir)
     exp = find_exp(stage_dir)
-    if stage_dir.is_dir():  # experiment folders without any checkpoint: killed before their first save
+    if stage_dir.is_dir():  # experiment folders train.py made (config.yaml) that a kill left without a checkpoint
         for p in stage_dir.iterdir():
-            if p.is_dir() and p != exp:
+            if p.is_dir() and p != exp and (p / 'config.yaml').is_file() and \
+                    not any((p / 'checkpoint').glob('*.pth.tar')):
                 shutil.rmtree(p, ignore_errors=True)
     if exp is not None:
         say(f'continuing {rel(exp)}')

@@ -2,6 +2,7 @@
 they produced, rewritten atomically after every change, so an interrupted run continues where it stopped."""
 import json
 import threading
+from pathlib import Path
 
 from common.errors import UserError
 from common.io import atomic_write_text
@@ -19,6 +20,19 @@ def read_state(path, default=None):
     if not isinstance(data, dict):
         raise UserError(f'{path} is not a run state (a JSON object); delete it or start over')
     return data
+
+
+def check_run_folder(folder, state_name, what):
+    """Before a multi-stage job writes into (or, with --fresh, deletes in) a folder the user named: it must be new,
+    empty, or a folder of that job (it holds state_name). Anything else (a folder of the user's, /) is refused."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise UserError(f'{what} {folder} is a file; give a folder for the run')
+    if not (folder / state_name).is_file() and any(folder.iterdir()):
+        raise UserError(f'{what} {folder} holds other files and is not a run folder of this tool (it has no '
+                        f'{state_name}): give a new or empty folder; nothing in it was changed')
 
 
 class RunState:
