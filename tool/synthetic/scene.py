@@ -40,6 +40,8 @@ CUT_MIN = 0.1          # a person is cut by the frame when this fraction of the 
 MIN_JOINTS_IN_VIEW = 6  # a cut person still shows its head and this many of the detector's 18 joints (a detector
 OPENPOSE_IN_SMPL30 = np.array([SMPL30.index(n) for n in OPENPOSE18.joints])   # finds such people in photographs)
 HEAD_IN_SMPL30 = np.array([SMPL30.index(n) for n in ('Nose', 'Head_top')])
+MIN_CAMERA_DEPTH = 0.3  # framed scenes: no vertex closer to the camera plane (a steep camera near a body has its
+                        # feet or head behind it)
 
 
 class SceneError(Exception):
@@ -283,8 +285,10 @@ def _across_an_edge(rng, cam, z):
 
 def frame_status(cam, verts, joints):
     """'whole' (no vertex outside the image), 'cut' (at least CUT_MIN of the vertices outside; the nose, the head top
-    and at least MIN_JOINTS_IN_VIEW of the detector's 18 joints inside) or None (in between), for camera-frame verts
-    and SMPL-30 joints."""
+    and at least MIN_JOINTS_IN_VIEW of the detector's 18 joints inside) or None (in between, or a vertex closer than
+    MIN_CAMERA_DEPTH to the camera plane), for camera-frame verts and SMPL-30 joints."""
+    if verts[:, 2].min() < MIN_CAMERA_DEPTH:
+        return None
     out = cam.outside(verts).mean()
     if out == 0:
         return 'whole'
