@@ -393,15 +393,19 @@ def test_truncated_people_get_detections_only_for_what_is_in_view(photos):
 
 def test_the_published_like_set_is_the_default():
     """Without the photograph options a set is made as before: the camera not framing anyone, every pose from the
-    everyday library, no one deliberately cut."""
+    everyday library, no one deliberately cut; --sit-bend draws from the sitting/bending poses exactly as asked."""
     from tool import make_synthetic as M
     from tool.synthetic.generate import Options
     from tool.synthetic.poses import POSE_NAMES, SIT_BEND_NAMES
+    from tool.synthetic.scene import sample_person
     args = M.parse_args(['--out', 'x'])
     M.validate(args)
     o = M.options_of(args)
     assert not o.framed and o.truncation == 0 and o.sit_bend is None and o == Options(model_dir=None)
-    assert set(SIT_BEND_NAMES) - set(POSE_NAMES) and set(POSE_NAMES) & set(SIT_BEND_NAMES)
+    rng = np.random.default_rng(0)
+    names = {p: [sample_person(rng, sit_bend=p).pose_name for _ in range(300)] for p in (None, 0.0, 1.0)}
+    assert set(names[None]) == set(POSE_NAMES) and not set(names[0.0]) & set(SIT_BEND_NAMES)
+    assert set(names[1.0]) == set(SIT_BEND_NAMES) and set(SIT_BEND_NAMES) - set(POSE_NAMES)
     args = M.parse_args(['--out', 'x', '--elevation', '-20,40', '--focal=0.6,2'])
     M.validate(args)
     assert args.elevation == (-20.0, 40.0) and args.focal == (0.6, 2.0) and M.options_of(args).framed

@@ -323,11 +323,11 @@ def framing_line(ok, people):
     """People cut by the frame and in sitting/bending poses; the cameras' focal lengths, distances, elevations."""
     import numpy as np
     cam = np.array([r.stats['camera'] for r in ok])
-    rng = lambda a, fmt: f'{fmt.format(a.min())} to {fmt.format(a.max())}'  # noqa: E731
+    span = lambda a, fmt: f'{fmt.format(a.min())} to {fmt.format(a.max())}'  # noqa: E731
     return (f'cut by the frame: {sum(r.stats["cut"] for r in ok) / max(people, 1):.0%} of the people; sitting or '
             f'bending: {sum(r.stats["sit_bend"] for r in ok) / max(people, 1):.0%}; cameras: focal '
-            f'{rng(cam[:, 0], "{:.2f}")} x the long side, distance {rng(cam[:, 1], "{:.1f}")} m, elevation '
-            f'{rng(cam[:, 2], "{:+.0f}")} deg')
+            f'{span(cam[:, 0], "{:.2f}")} x the long side, distance {span(cam[:, 1], "{:.1f}")} m, elevation '
+            f'{span(cam[:, 2], "{:+.0f}")} deg')
 
 
 def clean_old(out):
