@@ -10,13 +10,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import yaml
 
 from common.body.joint_sets import (COCO17, CROWDPOSE14, H36M17, MPII16, MUCO21, OPENPOSE18, SMPL30, map_joints)
 from common.body.smpl import get_body_model
+from common.paths import ROOT
 from data.scenes import Person, Scene, scene_meshes
 
 VERTICES = 800
 W, H = 320, 240
+
+
+def photo_options(scale='small'):
+    """The tool/make_synthetic.py options of the quickstart's synthetic set (assets/yaml/quickstart/<scale>.yml) but
+    its size, seed and split, as {option: value} and as arguments: what the default model trains on."""
+    block = yaml.safe_load((ROOT / 'assets' / 'yaml' / 'quickstart' / f'{scale}.yml').read_text())['synthetic']
+    options = {k: v for k, v in block.items() if k not in ('num_images', 'seed', 'split')}
+    return options, [a for k, v in options.items() for a in (f'--{k.replace("_", "-")}', str(v))]
 
 
 def body():

@@ -567,18 +567,43 @@ def test_h36m_protocol2_evaluation(tmp_path):
 
 
 # ------------------------------------------------------------------- targets agree under augmentation
-@pytest.mark.parametrize('name', NAMES + ('PW3D',))
+@pytest.fixture(scope='module')
+def synthetic_photos(renderer, tmp_path_factory):
+    """A synthetic training set with the quickstart's photograph options: people cut by the frame, close-ups."""
+    from tool import make_synthetic
+    root = tmp_path_factory.mktemp('synthetic_photos')
+    assert make_synthetic.main(['--out', str(root / 'Synthetic'), '--seed', '3', '--num-images', '8', '--width', '128',
+                                '--height', '160', '--split', 'train', '--workers', '0', '--contact-count', '0',
+                                '--no-progress', *fixtures.photo_options()[1]]) == 0
+    return make('Synthetic', root)
+
+
+def weak_perspective_residual(xy, uv):
+    """The largest distance of the 2D points uv [J,2] from the best scaled, shifted xy [J,2], over uv's extent."""
+    n = len(xy)
+    a = np.zeros((2 * n, 3))
+    a[:n, 0], a[n:, 0], a[:n, 1], a[n:, 2] = xy[:, 0], xy[:, 1], 1, 1
+    coef = np.linalg.lstsq(a, uv.T.reshape(-1), rcond=None)[0]
+    assert coef[0] > 0
+    return np.linalg.norm((a @ coef).reshape(2, n).T - uv, axis=1).max() / np.linalg.norm(uv.max(0) - uv.min(0))
+
+
+@pytest.mark.parametrize('name', NAMES + ('PW3D', 'Synthetic'))
 @pytest.mark.parametrize('do_flip', [False, True])
-def test_augmented_targets_describe_one_body(name, do_flip, datasets, tmp_path_factory):
+def test_augmented_targets_describe_one_body(name, do_flip, datasets, tmp_path_factory, request):
     """Rotated, scaled (and flipped) crops: the SMPL parameters, the root-relative 3D joints, the grid depth and the 2D
     grid joints all describe the same body. 3D: SMPL(pose_param, shape_param) joints = fit_joint_cam within 1 mm; grid z
     = the depth map of fit_joint_cam's z; 2D: fit_joint_img's x, y = a scaled, shifted fit_joint_cam x, y (weak
     perspective; the residual is the perspective of the fixtures' cameras, measured < 4% of the body's extent, held
-    < 6%); the dataset's own joints agree with the fitted ones (2D for every set, 3D for the 3D sets)."""
+    < 6%; on the synthetic photograph set, with people 0.6-10 m from the camera and cut by the frame, the residual of
+    the same fit to the record's own projection, measured within x0.88-1.14 of it, held within x1.25 + 1%); the
+    dataset's own joints agree with the fitted ones (2D for every set, 3D for the 3D sets)."""
     if name == 'PW3D':
         root = tmp_path_factory.mktemp('pw3d_train')
         fixtures.write_pw3d(root / 'PW3D', split='train')
         ds = make('PW3D', root)
+    elif name == 'Synthetic':
+        ds = request.getfixturevalue('synthetic_photos')
     else:
         ds = datasets[name]
     aug = pre.AugConfig(scale=1.1, rot=25.0, do_flip=do_flip)
@@ -596,19 +621,27 @@ def test_augmented_targets_describe_one_body(name, do_flip, datasets, tmp_path_f
         cfg = ds.cfg.model
         z = pre.depth_to_grid(s['fit_joint_cam'][:, 2], 0.0, cfg.bbox_3d_size, G)
         np.testing.assert_allclose(s['fit_joint_img'][:, 2], z, atol=1e-3)
-        xy, uv = s['fit_joint_cam'][:, :2].astype(np.float64), s['fit_joint_img'][:, :2].astype(np.float64)
-        a = np.zeros((60, 3))
-        a[:30, 0], a[30:, 0], a[:30, 1], a[30:, 2] = xy[:, 0], xy[:, 1], 1, 1
-        coef = np.linalg.lstsq(a, uv.T.reshape(-1), rcond=None)[0]
-        residual = np.linalg.norm((a @ coef).reshape(2, 30).T - uv, axis=1).max()
-        extent = np.linalg.norm(uv.max(0) - uv.min(0))
-        assert coef[0] > 0 and residual < 0.06 * extent, (name, residual / extent)
+        residual = weak_perspective_residual(s['fit_joint_cam'][:, :2].astype(np.float64),
+                                             s['fit_joint_img'][:, :2].astype(np.float64))
+        if name == 'Synthetic':   # its camera's own perspective: the record's projection against its 3D joints
+            j = rec.joints_3d.astype(np.float64)
+            allowed = 1.25 * weak_perspective_residual(j - j[SMPL30.root_idx], rec.joints_2d[:, :2]) + 0.01
+        else:
+            allowed = 0.06
+        assert residual < allowed, (name, residual, allowed)
         jn = native_joints(name, rec)
         valid = s['orig_joint_valid'][jn, 0] > 0
         # a flip mirrors the image about (W-1)/2 and the mesh about the principal point, then shifts the mesh so its
-        # root lands right: the other joints stay within ~0.05 grid px (0.3% of the crop; the reference's rule)
-        np.testing.assert_allclose(s['orig_joint_img'][jn][valid, :2], s['fit_joint_img'][jn][valid, :2],
-                                   atol=0.08 if do_flip else 2e-2)
+        # root lands right: the other joints stay within ~0.05 grid px (0.3% of the crop; the reference's rule), within
+        # |W-1-2cx| |dz| / z image px in general (preprocessing.flip_translation_shift), which the synthetic close-ups
+        # (dz / z up to ~0.5) reach
+        atol = 0.08 if do_flip else 2e-2
+        if name == 'Synthetic' and do_flip:
+            j, (_, w), cx = rec.joints_3d, rec.img_shape, rec.person.princpt[0]
+            px = abs(w - 1 - 2 * cx) * np.abs(j[:, 2] - j[SMPL30.root_idx, 2]).max() / j[:, 2].min()
+            atol += px * np.linalg.norm(np.ptp(s['fit_joint_img'][:, :2], 0)) / np.linalg.norm(np.ptp(
+                rec.joints_2d[:, :2], 0))
+        np.testing.assert_allclose(s['orig_joint_img'][jn][valid, :2], s['fit_joint_img'][jn][valid, :2], atol=atol)
         if ds.is_3d:
             np.testing.assert_allclose(s['orig_joint_cam'][jn][valid], s['fit_joint_cam'][jn][valid], atol=2e-3)
         checked += 1

@@ -4,6 +4,8 @@
     python tool/make_synthetic.py --out output/synthetic_check --num-images 20 --seed 1
     python tool/make_synthetic.py --num-images 2000 --max-people 5 --overlap 0.8 --workers 8
     python tool/make_synthetic.py --check data/Synthetic            # re-read and verify a dataset
+    python tool/make_synthetic.py --truncation 0.35 --focal 0.6,2.0 --distance 1,10 --elevation -20,40 --sit-bend 0.3
+                                                                    # what photographs show (the quickstart's set)
 
 Scenes of 1-5 posed, clothed people from the body model (official SMPL or the procedural stand-in)
 standing on a common floor, overlapping each other, in front of photographs or procedural rooms, with
@@ -36,7 +38,15 @@ SPLITS = ('train', 'validation', 'test')
 DEFAULT_CONTACT = 12
 
 
+RANGES = ('--focal', '--distance', '--elevation')
+
+
 def parse_args(argv=None):
+    # '--elevation -20,40' is one option with its value (argparse alone would take '-20,40' for an option)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i in range(len(argv) - 2, -1, -1):
+        if argv[i] in RANGES:
+            argv[i:i + 2] = [f'{argv[i]}={argv[i + 1]}']
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--out', default='data/Synthetic', help='output folder (relative paths: from the repo root)')
@@ -52,6 +62,22 @@ def parse_args(argv=None):
     p.add_argument('--detector-noise', type=float, default=1.0,
                    help='scale of the simulated 2D detector errors (0: exact visible joints)')
     p.add_argument('--pose-noise', type=float, default=1.0, help='scale of the random pose perturbation')
+    # what photographs show; the defaults make the published-like set (whole, upright people seen from a few metres)
+    p.add_argument('--truncation', type=float, default=0.0,
+                   help='probability that a person is cut by the image frame, head in view: the person the camera '
+                        'frames in a close or medium shot (legs below the bottom edge), the others across an edge')
+    p.add_argument('--focal', default='0.867,1.224', metavar='LO,HI',
+                   help='focal length range, x the image\'s long side (3DPW: 1.02; a phone\'s main camera ~0.8, a '
+                        'portrait lens 2)')
+    p.add_argument('--distance', default=None, metavar='LO,HI',
+                   help='depth range in metres of the person the camera frames and of everyone (close-ups to '
+                        'wide shots); unset: the framed person fills 30-70%% of the image height')
+    p.add_argument('--elevation', default=None, metavar='LO,HI',
+                   help='range in degrees of the camera\'s elevation over the person it frames (positive: seen '
+                        'from above, negative: from below); unset: the camera 0.9-2.1 m above the floor')
+    p.add_argument('--sit-bend', type=float, default=None,
+                   help='probability of a sitting, kneeling, crouching or bending pose; unset: any pose of the '
+                        'everyday library (6 of its 24 sit, kneel, crouch or bend)')
     p.add_argument('--split', default='80,10,10',
                    help="train,validation,test proportions, or one split name (all images go there)")
     p.add_argument('--seq-len', type=int, default=10, help='images per sequence (imageFiles/<sequence>/)')
@@ -108,10 +134,33 @@ def validate(args):
         raise UserError(f'need 1 <= --min-people <= --max-people <= 5, got {args.min_people}, {args.max_people}')
     if not (32 <= args.width <= 4096 and 32 <= args.height <= 4096):
         raise UserError(f'--width/--height must be in 32..4096, got {args.width}x{args.height}')
-    for name in ('overlap', 'occluders'):
+    for name in ('overlap', 'occluders', 'truncation', 'sit_bend'):
         v = getattr(args, name)
-        if not 0 <= v <= 1:
-            raise UserError(f'--{name} is a probability in [0, 1], got {v}')
+        if v is not None and not 0 <= v <= 1:
+            raise UserError(f'--{name.replace("_", "-")} is a probability in [0, 1], got {v}')
+    for flag, lo, hi in (('--focal', 0.1, 10.0), ('--distance', 0.5, 100.0), ('--elevation', -80.0, 80.0)):
+        name = flag[2:]
+        setattr(args, name, _range(flag, getattr(args, name), lo, hi))
+
+
+def _range(flag, text, lo, hi):
+    """'LO,HI' -> (LO, HI) within [lo, hi]; None stays None."""
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        a, b = (float(v) for v in str(text).split(','))
+        if not (lo <= a <= b <= hi):
+            raise ValueError
+    except ValueError:
+        raise UserError(f'{flag} takes LO,HI with {lo:g} <= LO <= HI <= {hi:g}, not {text!r}') from None
+    return a, b
+
+
+def options_of(args):
+    from tool.synthetic.generate import Options
+    return Options(args.width, args.height, args.min_people, args.max_people, args.overlap, args.occluders,
+                   args.detector_noise, args.pose_noise, args.model_dir, truncation=args.truncation, focal=args.focal,
+                   distance=args.distance, elevation=args.elevation, sit_bend=args.sit_bend)
 
 
 def plan_jobs(args, out, options):
@@ -191,7 +240,9 @@ def dataset_json(images, anns, args, split):
     info = {'description': 'synthetic crowd scenes in the 3DPW layout (tool/make_synthetic.py)',
             'split': split, 'seed': args.seed, 'width': args.width, 'height': args.height,
             'min_people': args.min_people, 'max_people': args.max_people, 'overlap': args.overlap,
-            'occluders': args.occluders, 'detector_noise': args.detector_noise, 'pose_noise': args.pose_noise}
+            'occluders': args.occluders, 'detector_noise': args.detector_noise, 'pose_noise': args.pose_noise,
+            'truncation': args.truncation, 'focal': args.focal, 'distance': args.distance,
+            'elevation': args.elevation, 'sit_bend': args.sit_bend}
     db = {'info': info, 'images': images, 'annotations': anns, 'categories': [{'id': 1, 'name': 'person'}]}
     return json.dumps(db, separators=(',', ':'), allow_nan=False)
 
@@ -252,6 +303,7 @@ def summarize(results, jobs, counts, out, elapsed, sheet, sheet_src, procedural,
                                         'outside'), status)) +
             f'; detector: {sum(r.stats["missed"] for r in ok)} missed, {sum(r.stats["swaps"] for r in ok)} swapped',
             'backgrounds: ' + ', '.join(f'{k} {v}' for k, v in sorted(bgs.items())),
+            framing_line(ok, people),
         ]
     if retried:
         lines.append(f'{retried} image(s) needed more than one attempt (a failed scene is redrawn with a new seed)')
@@ -264,6 +316,17 @@ def summarize(results, jobs, counts, out, elapsed, sheet, sheet_src, procedural,
     if procedural:
         lines.append('body model: procedural stand-in (no official SMPL files)')
     return lines
+
+
+def framing_line(ok, people):
+    """People cut by the frame and in sitting/bending poses; the cameras' focal lengths, distances, elevations."""
+    import numpy as np
+    cam = np.array([r.stats['camera'] for r in ok])
+    span = lambda a, fmt: f'{fmt.format(a.min())} to {fmt.format(a.max())}'  # noqa: E731
+    return (f'cut by the frame: {sum(r.stats["cut"] for r in ok) / max(people, 1):.0%} of the people; sitting or '
+            f'bending: {sum(r.stats["sit_bend"] for r in ok) / max(people, 1):.0%}; cameras: focal '
+            f'{span(cam[:, 0], "{:.2f}")} x the long side, distance {span(cam[:, 1], "{:.1f}")} m, elevation '
+            f'{span(cam[:, 2], "{:+.0f}")} deg')
 
 
 SEQUENCE = re.compile(r'synth_(train|validation|test)_\d+')   # the image folders this tool names
@@ -352,9 +415,7 @@ def main(argv=None):
     validate(args)
     t0 = time.time()
     out = _abs(args.out)
-    from tool.synthetic.generate import Options
-    options = Options(args.width, args.height, args.min_people, args.max_people, args.overlap, args.occluders,
-                      args.detector_noise, args.pose_noise, args.model_dir)
+    options = options_of(args)
     workers = args.workers
     if workers is None:
         workers = 0 if args.num_images < 64 else min(4, os.cpu_count() or 1)

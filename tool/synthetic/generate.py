@@ -19,8 +19,9 @@ from common.io import atomic_write_bytes
 from common.pipeline import simulated_detector as D
 from common.render.renderer import default_renderer
 from tool.synthetic import appearance as A
-from tool.synthetic.scene import (GENDERS, SceneError, pose_people, place_people, sample_camera,
-                                  sample_occluders, sample_person)
+from tool.synthetic.poses import SIT_BEND_NAMES
+from tool.synthetic.scene import (CUT_MIN, FOCAL, GENDERS, NEAR_M, SceneError, frame_camera, pose_people,
+                                  place_people, sample_camera, sample_occluders, sample_person)
 
 MAX_ATTEMPTS = 3
 MIN_VISIBLE_PX = 150          # a person must show at least this many pixels ...
@@ -39,6 +40,17 @@ class Options:
     detector_noise: float = 1.0
     pose_noise: float = 1.0
     model_dir: str = None
+    # what photographs show (tool/synthetic/scene.py, frame_camera); the defaults are the published-like set
+    truncation: float = 0.0       # probability that a person is cut by the image frame
+    focal: tuple = FOCAL          # focal length range x the image's long side
+    distance: tuple = None        # range of the framed person's and everyone's depth (m)
+    elevation: tuple = None       # range of the camera's elevation over the framed person (degrees, + from above)
+    sit_bend: float = None        # probability of a sitting, kneeling, crouching or bending pose
+
+    @property
+    def framed(self):
+        """Whether the camera frames its first person (frame_camera) instead of the published-like camera."""
+        return self.truncation > 0 or self.distance is not None or self.elevation is not None
 
 
 @dataclass
@@ -90,17 +102,28 @@ def _bbox(uv, w, h):
 
 
 def build_scene(rng, job, models):
+    """The camera and the placed people. Framed scenes (Options.framed) draw the people first, each cut by the frame
+    or not, pose the first one levelled to know its height, frame it (frame_camera), then pose everyone for that
+    camera's tilt and place them; otherwise the published-like camera comes first."""
     o = job.options
-    cam = sample_camera(rng, o.width, o.height)
+    framed = o.framed and not job.force_overlap
+    cam = None if framed else sample_camera(rng, o.width, o.height, o.focal)
     n = int(rng.integers(o.min_people, o.max_people + 1))
     if job.force_overlap:
         n = 2
-    people = [sample_person(rng, o.pose_noise) for _ in range(n)]
+    people = [sample_person(rng, o.pose_noise, o.sit_bend) for _ in range(n)]
     if job.fail_attempts > 0:
         people[0].shape = people[0].shape * np.nan
-    pose_people(people, cam, models)
+    if framed:
+        cut = [bool(rng.random() < o.truncation) for _ in people]
+        pose_people(people[:1], np.eye(3), models)
+        cam = frame_camera(rng, o.width, o.height, people[0], cut[0], o.focal, o.distance, o.elevation)
+    pose_people(people, cam.R, models)
     if job.force_overlap:
         people = _stack_behind(rng, cam, people)
+    elif framed:
+        depth = tuple(o.distance) if o.distance is not None else (NEAR_M, np.inf)
+        people = place_people(rng, cam, people, overlap=o.overlap, cut=cut, depth=depth)
     else:
         people = place_people(rng, cam, people, overlap=o.overlap)
     if not people:
@@ -217,7 +240,9 @@ def _attempt(rng, job, res):
     for k, p in enumerate(people):
         uv = cam.project(p.verts)
         boxes.append(_bbox(uv, W, H))
-        scale_all.append(float(np.hypot(*(uv.max(0) - uv.min(0)))))
+        # a detector's errors scale with the person it sees, not with a body the frame cuts off (the published-like
+        # set keeps the whole body's size, so that it stays the same set byte for byte)
+        scale_all.append(float(np.hypot(*(boxes[-1][2:] if o.framed else uv.max(0) - uv.min(0)))))
         juv = cam.project(p.joints)
         st, oc = D.joint_status(juv, p.joints[:, 2], k, full.person_id, full.depth, occ_mask)
         uv_all.append(D.smpl30_to_openpose18(juv[None])[0])
@@ -229,6 +254,7 @@ def _attempt(rng, job, res):
              'cam_param': {'focal': _r(cam.focal, 4), 'princpt': _r(cam.princpt, 4)},
              'num_people': len(people), 'background': bg_kind,
              'camera_height': round(float(cam.height_m), 4), 'camera_tilt': round(float(cam.tilt_deg), 4),
+             'camera_distance': round(float(cam.z_anchor), 4), 'camera_elevation': round(float(cam.elevation_deg), 4),
              'occluders': [{'type': s.kind, 'bbox': _r(_bbox(s.polygon, W, H), 2)} for s in kept]}
     anns = []
     st_counts = np.zeros(len(D.STATUS_NAMES), np.int64)
@@ -237,8 +263,6 @@ def _attempt(rng, job, res):
         a_px = int(alone[k].sum())
         v_px = int(vis[k].sum())
         ov_px = int((vis[k] & occ_mask).sum())
-        uv = cam.project(p.verts)
-        inside = ((uv[:, 0] >= 0) & (uv[:, 0] < W) & (uv[:, 1] >= 0) & (uv[:, 1] < H)).mean()
         st = status_all[k]
         st_counts += np.bincount(st, minlength=len(D.STATUS_NAMES))
         missed += int(((dets[k][:, 2] == 0) & (st != D.OUTSIDE)).sum())
@@ -252,7 +276,7 @@ def _attempt(rng, job, res):
             'joint_visibility': [int(2 if s == D.VISIBLE else 1 if s != D.OUTSIDE else 0) for s in st],
             'occlusion': round(1.0 - v_px / max(a_px, 1), 4),
             'object_occlusion': round(ov_px / max(a_px, 1), 4),
-            'truncation': round(float(1.0 - inside), 4),
+            'truncation': round(float(cam.outside(p.verts).mean()), 4),
             'num_people': len(people),
             'pose_name': p.pose_name,
             'area_visible': v_px - ov_px,
@@ -268,7 +292,10 @@ def _attempt(rng, job, res):
     res.image, res.annotations = image, anns
     res.stats = {'people': len(people), 'occlusion': [a['occlusion'] for a in anns],
                  'object_occlusion': [a['object_occlusion'] for a in anns], 'status': st_counts.tolist(),
-                 'missed': missed, 'swaps': swaps, 'occluders': len(kept), 'background': bg_kind.split(':')[0]}
+                 'missed': missed, 'swaps': swaps, 'occluders': len(kept), 'background': bg_kind.split(':')[0],
+                 'cut': sum(a['truncation'] >= CUT_MIN for a in anns), 'sit_bend': sum(p.pose_name in SIT_BEND_NAMES
+                                                                                        for p in people),
+                 'camera': (cam.focal[0] / max(W, H), cam.z_anchor, cam.elevation_deg)}
     if job.tile_height:
         res.tile = contact_tile(img, cam, people, faces, part_ids, boxes, dets, full, alone, renderer,
                                 job.tile_height)

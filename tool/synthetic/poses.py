@@ -16,6 +16,11 @@ The right side of a symmetric pose is the mirror of the left: (x, y, z) -> (x, -
 `JOINT_LIMITS` bounds every angle (no knee or elbow bends the wrong way); `sample_body_pose` picks a
 library pose (optionally mirrored), blends a little of another one in, adds noise and clips to the
 limits, and returns the 23 body joints as axis-angle (SMPL pose[3:72]).
+
+A bend at the hips pitches the pelvis itself: `ROOT_PITCH` gives those poses a forward pitch of the whole body
+(degrees, applied to the root by the scene), and their hips flex by about as much, so the legs stay under the body.
+`POSE_NAMES` are the everyday poses drawn by default; `SIT_BEND_NAMES` the sitting, kneeling, crouching and bending
+ones (some of them among `POSE_NAMES` too), drawn with the share `--sit-bend` of tool/make_synthetic.py asks for.
 """
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -140,7 +145,40 @@ POSE_LIBRARY = {
     'jump': _pose({'L_Hip': (-45, 0, 8), 'L_Knee': (65, 0, 0), 'L_Ankle': (35, 0, 0), 'L_Thorax': (0, 0, 15),
                    'L_Shoulder': (0, 0, 45), 'L_Elbow': (0, -25, 0)}),
 }
-POSE_NAMES = tuple(POSE_LIBRARY)
+POSE_NAMES = tuple(POSE_LIBRARY)   # the everyday library, drawn uniformly by default
+
+# sitting (on a chair the scene does not draw, or on the ground), kneeling and bending at the hips
+POSE_LIBRARY.update({
+    'sit_lean_forward': _pose({'L_Hip': (-105, 0, 8), 'L_Knee': (100, 0, 0), 'L_Shoulder': (-55, 0, -70),
+                               'L_Elbow': (0, -75, 0)}, Torso=(15, 0, 0), Spine=(10, 0, 0), Neck=(-20, 0, 0)),
+    'sit_back': _pose({'L_Hip': (-75, 0, 6), 'L_Knee': (85, 0, 0), 'L_Shoulder': (-35, 0, -70),
+                       'L_Elbow': (0, -60, 0)}, Neck=(15, 0, 0)),
+    'sit_table': _pose({'L_Hip': (-90, 0, 6), 'L_Knee': (90, 0, 0), 'L_Shoulder': (0, -70, -20),
+                        'L_Elbow': (0, -75, 0)}, Torso=(10, 0, 0), Neck=(10, 0, 0)),
+    'sit_legs_crossed': _pose({'L_Shoulder': (-30, 0, -68), 'L_Elbow': (0, -55, 0)},
+                              L_Hip=(-105, 5, -12), L_Knee=(70, 0, 0), L_Ankle=(20, 0, 0),
+                              R_Hip=(-85, 0, -6), R_Knee=(90, 0, 0)),
+    'sit_cross_legged': _pose({'L_Hip': (-85, 40, 50), 'L_Knee': (125, 0, 0), 'L_Ankle': (10, 0, 0),
+                               'L_Shoulder': (-30, 0, -62), 'L_Elbow': (0, -40, 0)}, Torso=(10, 0, 0)),
+    'sit_hug_knees': _pose({'L_Hip': (-122, 0, 5), 'L_Knee': (145, 0, 0), 'L_Shoulder': (-75, 0, -62),
+                            'L_Elbow': (0, -85, 0)}, Torso=(20, 0, 0), Spine=(15, 0, 0), Neck=(-10, 0, 0)),
+    'bend_pick_up': _pose({'L_Hip': (-65, 0, 5), 'L_Knee': (15, 0, 0), 'L_Shoulder': (-85, 0, -76),
+                           'L_Elbow': (0, -10, 0)}, Spine=(15, 0, 0), Chest=(5, 0, 0), Neck=(-25, 0, 0),
+                          Head=(-15, 0, 0)),
+    'bend_hands_knees': _pose({'L_Hip': (-55, 0, 6), 'L_Knee': (35, 0, 0), 'L_Shoulder': (-60, 0, -72),
+                               'L_Elbow': (0, -10, 0)}, Spine=(15, 0, 0), Neck=(-25, 0, 0), Head=(-10, 0, 0)),
+    'bow': _pose({'L_Hip': (-45, 0, 3), 'L_Shoulder': (-10, 0, -78), 'L_Elbow': (0, -5, 0)}, Spine=(5, 0, 0)),
+    'lean_forward': _pose({'L_Hip': (-22, 0, 4), 'L_Knee': (5, 0, 0), 'L_Shoulder': (-30, 0, -74),
+                           'L_Elbow': (0, -25, 0)}, Spine=(10, 0, 0), Neck=(-10, 0, 0)),
+    'kneel_one_knee': _pose({'L_Shoulder': (-70, 0, -70), 'L_Elbow': (0, -30, 0)},
+                            L_Hip=(-110, 0, 6), L_Knee=(105, 0, 0), R_Hip=(-5, 0, -4), R_Knee=(95, 0, 0),
+                            R_Ankle=(40, 0, 0), Torso=(15, 0, 0)),
+})
+ROOT_PITCH = {'sit_lean_forward': 15, 'sit_back': -15, 'bend_pick_up': 70, 'bend_hands_knees': 40, 'bow': 45,
+              'lean_forward': 22, 'kneel_one_knee': 15}
+SIT_BEND_NAMES = ('sit', 'sit_ground', 'crouch', 'squat', 'kneel', 'bend_over') + tuple(
+    n for n in POSE_LIBRARY if n not in POSE_NAMES)
+OTHER_NAMES = tuple(n for n in POSE_NAMES if n not in SIT_BEND_NAMES)
 
 
 def euler_to_axis_angle(euler_deg):
@@ -170,26 +208,35 @@ def clip_to_limits(euler_deg):
     return np.clip(euler_deg, LIMITS_DEG[..., 0], LIMITS_DEG[..., 1])
 
 
-def sample_body_pose_euler(rng, noise=1.0, blend=0.3, names=POSE_NAMES):
-    """(name, [23, 3] Euler degrees): a random library pose, maybe mirrored, blended with up to `blend`
-    of another one, plus Gaussian noise (`noise` x a per-joint fraction of the range), clipped to
-    the limits. A convex blend of in-limit poses is in the limits; clipping keeps the noise there."""
+def sample_pose_euler(rng, noise=1.0, blend=0.3, names=POSE_NAMES):
+    """(name, [23, 3] Euler degrees, root pitch in degrees): a random library pose among `names`, maybe mirrored,
+    blended with up to `blend` of another one (its root pitch too), plus Gaussian noise (`noise` x a per-joint
+    fraction of the range), clipped to the limits. A convex blend of in-limit poses is in the limits; clipping
+    keeps the noise there."""
     name = names[rng.integers(len(names))]
     e = POSE_LIBRARY[name].copy()
+    pitch = ROOT_PITCH.get(name, 0.0)
     if rng.random() < 0.5:
         e = mirror_pose(e)
     if blend > 0:
-        other = POSE_LIBRARY[names[rng.integers(len(names))]]
+        other_name = names[rng.integers(len(names))]
+        other = POSE_LIBRARY[other_name]
         if rng.random() < 0.5:
             other = mirror_pose(other)
         w = rng.uniform(0, blend)
         e = (1 - w) * e + w * other
+        pitch = (1 - w) * pitch + w * ROOT_PITCH.get(other_name, 0.0)
     span = LIMITS_DEG[..., 1] - LIMITS_DEG[..., 0]
     e = e + rng.standard_normal(e.shape) * span * NOISE_FRACTION[:, None] * noise
-    return name, clip_to_limits(e)
+    return name, clip_to_limits(e), pitch
 
 
-def sample_body_pose(rng, noise=1.0, blend=0.3):
-    """(name, [69] axis-angle body pose: SMPL pose[3:72])."""
-    name, e = sample_body_pose_euler(rng, noise, blend)
+def sample_body_pose_euler(rng, noise=1.0, blend=0.3, names=POSE_NAMES):
+    """(name, [23, 3] Euler degrees): `sample_pose_euler` without the root pitch."""
+    return sample_pose_euler(rng, noise, blend, names)[:2]
+
+
+def sample_body_pose(rng, noise=1.0, blend=0.3, names=POSE_NAMES):
+    """(name, [69] axis-angle body pose: SMPL pose[3:72]) without the root pitch."""
+    name, e = sample_body_pose_euler(rng, noise, blend, names)
     return name, euler_to_axis_angle(e).reshape(-1)

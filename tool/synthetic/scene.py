@@ -12,6 +12,12 @@ People are placed so their lowest vertex touches the floor. With probability `ov
 put in front of or behind someone already placed, laterally offset by a fraction of a body width, so
 one hides part of the other; otherwise anywhere in view. Bodies are kept apart on the floor (pelvis
 distance > 0.8 x the sum of their footprint radii), so they rarely touch and never stand inside each other.
+
+Two cameras. `sample_camera` (the published-like default): a 3DPW-like focal length, 0.9-2.1 m above the floor,
+looking at the middle of a standing person who fills 30-70% of the image height. `frame_camera` (the options of
+photographs: truncation, distance, elevation) frames the first person as a photographer would: whole, or cut by the
+bottom edge below the head (a close or medium shot), from a distance and an elevation drawn from ranges; the others
+are then placed wholly in the frame or, as asked per person, cut by it (`place_people(cut=...)`).
 """
 import math
 from dataclasses import dataclass, field
@@ -20,12 +26,22 @@ from typing import Optional
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from tool.synthetic.poses import sample_body_pose
+from common.body.joint_sets import OPENPOSE18, SMPL30
+from tool.synthetic.poses import OTHER_NAMES, POSE_NAMES, SIT_BEND_NAMES, euler_to_axis_angle, sample_pose_euler
 
 GENDERS = ('neutral', 'male', 'female')
 GENDER_P = (0.4, 0.3, 0.3)
 BODY_HEIGHT = 1.7      # metres, for choosing depths (the real heights vary with the shape)
 MIN_DEPTH = 2.4        # metres: nobody closer (strong perspective distortion, most of the body out of view)
+FOCAL = (0.867, 1.224)  # focal length range x the image's long side: 1.02 x 0.85-1.2 (3DPW: ~1962 px for 1920)
+NEAR_M = 0.8           # framed scenes: nobody closer, unless a distance range says otherwise
+MIN_CAMERA_HEIGHT = 0.2  # framed scenes: the camera stays above the floor
+CUT_MIN = 0.1          # a person is cut by the frame when this fraction of the mesh vertices projects outside it;
+MIN_JOINTS_IN_VIEW = 6  # a cut person still shows its head and this many of the detector's 18 joints (a detector
+OPENPOSE_IN_SMPL30 = np.array([SMPL30.index(n) for n in OPENPOSE18.joints])   # finds such people in photographs)
+HEAD_IN_SMPL30 = np.array([SMPL30.index(n) for n in ('Nose', 'Head_top')])
+MIN_CAMERA_DEPTH = 0.3  # framed scenes: no vertex closer to the camera plane (a steep camera near a body has its
+                        # feet or head behind it)
 
 
 class SceneError(Exception):
@@ -41,6 +57,7 @@ class Camera:
     height_m: float      # camera height above the floor
     tilt_deg: float      # pitched down by this much
     z_anchor: float = 4.0  # depth of the first person placed (the camera looks at about there)
+    elevation_deg: float = 0.0  # the line of sight to the middle of the first person, above the horizontal
 
     @property
     def R(self):
@@ -49,6 +66,11 @@ class Camera:
         return np.array([[1.0, 0.0, 0.0],
                          [0.0, math.cos(t), -math.sin(t)],
                          [0.0, math.sin(t), math.cos(t)]])
+
+    def outside(self, pts):
+        """[N] bool: the points [N, 3] (camera frame) that project outside the image."""
+        uv = self.project(pts)
+        return ~((uv[:, 0] >= 0) & (uv[:, 0] < self.width) & (uv[:, 1] >= 0) & (uv[:, 1] < self.height))
 
     def project(self, pts):
         """[..., 3] camera-frame points -> [..., 2] pixels (OpenCV convention, as the renderer: pixel centres at integers)."""
@@ -88,38 +110,90 @@ class Occluder:
     colour: tuple
 
 
-def sample_camera(rng, width, height):
-    f = 1.02 * max(width, height) * rng.uniform(0.85, 1.2)   # 3DPW: ~1962 px for 1080x1920
+def sample_camera(rng, width, height, focal=FOCAL):
+    """The published-like camera: looking at the middle of a standing person who fills 30-70% of the image height."""
+    f = max(width, height) * rng.uniform(*focal)
     princpt = (width / 2 + rng.normal(0, 0.01 * width), height / 2 + rng.normal(0, 0.01 * height))
     cam_h = rng.uniform(0.9, 2.1)
     frac = rng.uniform(0.3, 0.7)           # the first person's height as a fraction of the image
     z_anchor = BODY_HEIGHT * f / (frac * height)
     # look at the middle of a person standing at the anchor depth, give or take
-    tilt = float(np.clip(math.degrees(math.atan2(cam_h - 0.9, z_anchor)) + rng.normal(0, 2), -5, 35))
-    return Camera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=tilt, z_anchor=z_anchor)
+    elevation = math.degrees(math.atan2(cam_h - 0.9, z_anchor))
+    tilt = float(np.clip(elevation + rng.normal(0, 2), -5, 35))
+    return Camera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=tilt, z_anchor=z_anchor,
+                  elevation_deg=elevation)
 
 
-def sample_person(rng, pose_noise=1.0):
+def log_uniform(rng, lo, hi):
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def frame_camera(rng, width, height, anchor, cut, focal=FOCAL, distance=None, elevation=None, margin=0.03):
+    """A camera framing the first person, `anchor` (a Person posed in a levelled frame: y down, no translation),
+    whole (cut=False) or cut by the bottom edge with 25-80% of its height in view from the top (a close or medium
+    shot), its head at least `margin` x the height below the top edge. focal: range x the image's long side
+    (uniform); distance: range of its depth in metres (log-uniform, within what keeps a whole body 10-90% of the
+    image height, a cut one's visible part 45-90%), or None: it fills 30-70% (cut: 50-90%), at least NEAR_M away;
+    elevation: range of the angle of the line of sight to the middle of its framed part above the horizontal in
+    degrees (positive: seen from above; the camera stays MIN_CAMERA_HEIGHT above the floor), or None: the camera
+    0.9-2.1 m above the floor."""
+    f = max(width, height) * rng.uniform(*focal)
+    princpt = (width / 2 + rng.normal(0, 0.01 * width), height / 2 + rng.normal(0, 0.01 * height))
+    y = anchor.verts[:, 1]
+    top = float(y.max() - y.min())                            # its head's height above the floor it stands on
+    span = top * (rng.uniform(0.25, 0.8) if cut else 1.0)     # the framed part, from the top
+    if distance is None:
+        z = max(span * f / (rng.uniform(*((0.5, 0.9) if cut else (0.3, 0.7))) * height), NEAR_M)
+    else:
+        fill = (0.45, 0.9) if cut else (0.1, 0.9)
+        near, far = span * f / (fill[1] * height), span * f / (fill[0] * height)
+        lo, hi = max(near, distance[0]), min(far, distance[1])
+        z = log_uniform(rng, lo, hi) if lo <= hi else min(max(near, distance[0]), distance[1])
+    aim = top - span / 2
+    if elevation is None:
+        cam_h = rng.uniform(0.9, 2.1)
+    else:
+        e = max(rng.uniform(*elevation), math.degrees(math.atan2(MIN_CAMERA_HEIGHT - aim, z)))
+        cam_h = aim + z * math.tan(math.radians(e))
+    # a point's row depends only on its angle below the horizontal (a tilt turns about the x axis): row =
+    # cy + f tan(angle - tilt), exactly, whatever its x; the anchor stands at depth z (its pelvis), on the floor
+    pelvis = anchor.joints[0]
+    down = np.arctan2(cam_h - (y.max() - y), anchor.verts[:, 2] - pelvis[2] + z)
+    tilt_at = lambda angle, row: angle - math.atan((row - princpt[1]) / f)  # noqa: E731  tilt putting angle on row
+    head = tilt_at(down.min(), margin * height)               # the tilt that puts the head on the top margin
+    if cut:
+        tilt = min(tilt_at(math.atan2(cam_h - (top - span), z), height - 1), head)
+    else:
+        feet = tilt_at(down.max(), (1 - margin) * height)
+        tilt = rng.uniform(feet, head) if feet <= head else head
+    return Camera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=math.degrees(tilt), z_anchor=z,
+                  elevation_deg=math.degrees(math.atan2(cam_h - aim, z)))
+
+
+def sample_person(rng, pose_noise=1.0, sit_bend=None):
+    """sit_bend: the probability of a sitting, kneeling, crouching or bending pose (SIT_BEND_NAMES, else one of
+    the others); None: any pose of the everyday library (POSE_NAMES)."""
     gender = GENDERS[rng.choice(len(GENDERS), p=GENDER_P)]
     shape = np.clip(rng.standard_normal(10), -2.5, 2.5)
-    name, body_pose = sample_body_pose(rng, noise=pose_noise)
-    lean = np.array([rng.normal(0, 0.04), 0.0, rng.normal(0, 0.04)])
-    return Person(gender, shape, body_pose, name, float(rng.uniform(0, 360)), lean)
+    names = POSE_NAMES if sit_bend is None else SIT_BEND_NAMES if rng.random() < sit_bend else OTHER_NAMES
+    name, euler, pitch = sample_pose_euler(rng, noise=pose_noise, names=names)
+    lean = np.array([rng.normal(0, 0.04) + math.radians(pitch), 0.0, rng.normal(0, 0.04)])
+    return Person(gender, shape, euler_to_axis_angle(euler).reshape(-1), name, float(rng.uniform(0, 360)), lean)
 
 
-def root_rotation(cam, yaw_deg, lean):
-    """Camera-frame root rotation of an upright body turned by yaw, leaning slightly."""
+def root_rotation(R, yaw_deg, lean):
+    """Camera-frame root rotation (R: world -> camera) of an upright body turned by yaw, leaning (lean[0]: forward)."""
     r_world = Rotation.from_euler('x', 180, degrees=True) * Rotation.from_euler('y', yaw_deg, degrees=True) \
         * Rotation.from_rotvec(lean)
-    return Rotation.from_matrix(cam.R) * r_world
+    return Rotation.from_matrix(R) * r_world
 
 
-def pose_people(people, cam, models):
-    """Fill pose (camera-frame root) and the untranslated camera-frame mesh of every person, grouped
-    by gender (one body-model call per gender). Raises SceneError on non-finite vertices."""
+def pose_people(people, R, models):
+    """Fill pose (camera-frame root; R: world -> camera) and the untranslated camera-frame mesh of every person,
+    grouped by gender (one body-model call per gender). Raises SceneError on non-finite vertices."""
     import torch
     for p in people:
-        p.pose = np.concatenate([root_rotation(cam, p.yaw_deg, p.lean).as_rotvec(), p.body_pose])
+        p.pose = np.concatenate([root_rotation(R, p.yaw_deg, p.lean).as_rotvec(), p.body_pose])
     for g in GENDERS:
         idx = [i for i, p in enumerate(people) if p.gender == g]
         if not idx:
@@ -142,11 +216,15 @@ def _visible_x_range(cam, z, margin):
     return -half_l, half_r
 
 
-def place_people(rng, cam, people, overlap=0.6, max_tries=30):
-    """Choose depths and lateral positions on the floor (people posed by pose_people); set trans and move verts/joints. People
-    that cannot be placed without interpenetration are dropped. Returns the placed people."""
+def place_people(rng, cam, people, overlap=0.6, max_tries=30, cut=None, depth=(MIN_DEPTH, math.inf)):
+    """Choose depths and lateral positions on the floor (people posed by pose_people); set trans and move verts/joints.
+    People that cannot be placed without interpenetration are dropped. cut: None (anywhere in view), or whether each
+    person is cut by the frame, each one kept only where `frame_status` says so (the first one at the depth the
+    camera frames; the others every other try across the left or right edge), else dropped. depth: everyone's depth
+    range (m). Returns the placed people."""
     z_anchor = cam.z_anchor
     R = cam.R
+    clip = lambda z: min(max(z, depth[0]), depth[1])  # noqa: E731
     placed, spots = [], []
     for k, p in enumerate(people):
         world = p.verts @ R                        # camera -> world (rows): w = R^T c
@@ -155,7 +233,7 @@ def place_people(rng, cam, people, overlap=0.6, max_tries=30):
         p.radius = float(max(0.2, np.percentile(np.linalg.norm(horiz, axis=1), 95) * 0.8))
         body_w = 0.45
         ok = False
-        for _ in range(max_tries):
+        for attempt in range(max_tries):
             if k == 0:
                 z = z_anchor
                 lo, hi = _visible_x_range(cam, z, 0.15 * cam.width)
@@ -164,26 +242,59 @@ def place_people(rng, cam, people, overlap=0.6, max_tries=30):
                 j = rng.integers(len(placed))
                 zj, xj = spots[j]
                 dz = rng.uniform(0.5, 2.2) * (1 if rng.random() < 0.55 else -1)
-                z = max(zj + dz, MIN_DEPTH)
+                z = clip(zj + dz)
                 off = rng.uniform(0.1, 0.75) * body_w * (1 if rng.random() < 0.5 else -1)
                 x = z * (xj + off) / zj
             else:
-                z = max(z_anchor * rng.uniform(0.75, 1.6), MIN_DEPTH)
+                z = clip(z_anchor * (rng.uniform(0.75, 1.6) if cut is None else log_uniform(rng, 0.6, 3.0)))
                 lo, hi = _visible_x_range(cam, z, 0.05 * cam.width)
                 x = rng.uniform(lo, hi)
-            if all(math.hypot(x - xs, z - zs) > 0.8 * (p.radius + q.radius) for (zs, xs), q in zip(spots, placed)):
-                ok = True
-                break
+            if cut is not None and k > 0 and cut[k] and attempt % 2:
+                x = _across_an_edge(rng, cam, z)
+            if not all(math.hypot(x - xs, z - zs) > 0.8 * (p.radius + q.radius) for (zs, xs), q in zip(spots, placed)):
+                continue
+            if cut is not None:
+                t = _translation(cam, world, pelvis, x, z)
+                if frame_status(cam, p.verts + t, p.joints + t) != ('cut' if cut[k] else 'whole'):
+                    continue
+            ok = True
+            break
         if not ok:
             continue
-        t_world = np.array([x - pelvis[0], cam.height_m - world[:, 1].max(), z - pelvis[2]])
-        p.trans = R @ t_world
+        p.trans = _translation(cam, world, pelvis, x, z)
         p.verts = p.verts + p.trans
         p.joints = p.joints + p.trans
         p.ground = np.array([x, cam.height_m, z])
         placed.append(p)
         spots.append((z, x))
     return placed
+
+
+def _translation(cam, world, pelvis, x, z):
+    """The camera-frame translation that stands a body (world-frame vertices, pelvis) on the floor, its pelvis above
+    the floor point (x, z)."""
+    return cam.R @ np.array([x - pelvis[0], cam.height_m - world[:, 1].max(), z - pelvis[2]])
+
+
+def _across_an_edge(rng, cam, z):
+    """A world x at depth z that puts a body's middle within about a body width of the left or right edge."""
+    edge = 0.0 if rng.random() < 0.5 else float(cam.width)
+    u = edge + rng.uniform(-1.2, 1.2) * 0.25 * cam.focal[0] / z
+    return (u - cam.princpt[0]) * z / cam.focal[0]
+
+
+def frame_status(cam, verts, joints):
+    """'whole' (no vertex outside the image), 'cut' (at least CUT_MIN of the vertices outside; the nose, the head top
+    and at least MIN_JOINTS_IN_VIEW of the detector's 18 joints inside) or None (in between, or a vertex closer than
+    MIN_CAMERA_DEPTH to the camera plane), for camera-frame verts and SMPL-30 joints."""
+    if verts[:, 2].min() < MIN_CAMERA_DEPTH:
+        return None
+    out = cam.outside(verts).mean()
+    if out == 0:
+        return 'whole'
+    shown = len(OPENPOSE_IN_SMPL30) - int(cam.outside(joints[OPENPOSE_IN_SMPL30]).sum())
+    head = not cam.outside(joints[HEAD_IN_SMPL30]).any()
+    return 'cut' if out >= CUT_MIN and shown >= MIN_JOINTS_IN_VIEW and head else None
 
 
 def _box(uv, w, h):
