@@ -7,6 +7,7 @@ import; `make_exp_dir(cfg)` makes the experiment folder when a run starts.
 """
 import dataclasses
 import datetime
+import math
 import typing
 from dataclasses import dataclass, field
 
@@ -132,6 +133,20 @@ class TestConfig:
 
 
 @dataclass
+class RefineConfig:
+    """How the demo's --refine fits each person's SMPL to the detected 2D keypoints (common/body/fitting.py). The
+    terms are per person; the data term is in squared box heights."""
+    iters: int = 60                # Adam steps on all parameters, after iters // 2 on the root's position and turn
+    lr: float = 0.04
+    conf_thr: float = 0.5          # keypoints at or below this detector score are not fitted
+    sigma: float = 0.3             # Geman-McClure scale (box heights): larger errors count less and less
+    w_net: float = 0.002           # pull toward the network's body pose (squared radians)
+    w_prior: float = 0.0002        # the pose prior learnt from the synthetic poses (tool/fit_pose_prior.py)
+    w_angle: float = 0.1           # knees and elbows bent backwards (squared radians)
+    w_shape: float = 0.0005        # squared shape coefficients
+
+
+@dataclass
 class Config:
     mode: str = 'baseline'         # baseline | teacher | student
     exp_name: str = ''             # experiment folder prefix ('' = mode)
@@ -142,6 +157,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
     @property
     def in_channels(self):
@@ -306,6 +322,13 @@ def validate(cfg):
         group, name = key.split('.')
         value = getattr(getattr(cfg, group), name)
         must(value >= low, f'{key} must be >= {low}, got {value}')
+    r = cfg.refine
+    must(r.iters >= 1, f'refine.iters must be >= 1, got {r.iters}')
+    must(0 <= r.conf_thr < 1, f'refine.conf_thr must be in [0, 1), got {r.conf_thr}')
+    for key in ('lr', 'sigma', 'w_net', 'w_prior', 'w_angle', 'w_shape'):
+        value = getattr(r, key)
+        must(math.isfinite(value) and (value > 0 if key in ('lr', 'sigma') else value >= 0),
+             f'refine.{key} must be a finite number {"> 0" if key in ("lr", "sigma") else ">= 0"}, got {value}')
     must(cfg.train.lr >= 0 and cfg.train.lr_backbone >= 0, f'train.lr and train.lr_backbone must be >= 0, got '
                                                            f'{cfg.train.lr} and {cfg.train.lr_backbone}')
     return cfg
