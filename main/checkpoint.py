@@ -15,11 +15,15 @@ from pathlib import Path
 
 from common.errors import UserError
 from common.io import atomic_torch_save, load_torch_file
+from common.paths import ROOT
 
 log = logging.getLogger('sefd')
 
 LAST = 'last.pth.tar'
 BEST = 'best.pth.tar'
+# The demo's default model (main/predictor.py): tool/quickstart.py copies its distilled student here; any checkpoint
+# of this project may be put here.
+DEFAULT_MODEL = ROOT / 'output' / 'default_model' / 'model.pth.tar'
 
 
 def snapshot_name(epoch):
@@ -83,6 +87,14 @@ def load_checkpoint(path, epoch=None, prefer_last=False, what='checkpoint'):
 def save_checkpoint(path, state):
     atomic_torch_save(state, path)
     return path
+
+
+def publish_model(src, dst=DEFAULT_MODEL):
+    """Copy the model of checkpoint src (its weights, config and epoch, not the optimiser's state) to dst, atomically;
+    returns dst."""
+    ckpt, path = load_checkpoint(src)
+    return save_checkpoint(dst, {'model': ckpt['model'], 'config': ckpt['config'], 'epoch': ckpt.get('epoch'),
+                                 'copied_from': str(path)})
 
 
 class BackgroundWriter:

@@ -142,6 +142,20 @@ class TestConfig:
 
 
 @dataclass
+class RefineConfig:
+    """How the demo's --refine fits each person's SMPL to the detected 2D keypoints (common/body/fitting.py). The
+    terms are per person; the data term is in squared box heights."""
+    iters: int = 60                # Adam steps on all parameters, after iters // 2 on the root's position and turn
+    lr: float = 0.04
+    conf_thr: float = 0.5          # keypoints at or below this detector score are not fitted
+    sigma: float = 0.3             # Geman-McClure scale (box heights): larger errors count less and less
+    w_net: float = 0.002           # pull toward the network's body pose (squared radians)
+    w_prior: float = 0.0002        # the pose prior learnt from the synthetic poses (tool/fit_pose_prior.py)
+    w_angle: float = 0.1           # knees and elbows bent backwards (squared radians)
+    w_shape: float = 0.0005        # squared shape coefficients
+
+
+@dataclass
 class Config:
     mode: str = 'baseline'         # baseline | teacher | student
     exp_name: str = ''             # experiment folder prefix ('' = mode)
@@ -152,6 +166,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
     @property
     def in_channels(self):
@@ -295,6 +310,10 @@ NUMBER_RANGES = {
     'train.end_epoch': (1, 1 << 20), 'train.grad_clip': (0.0, None), 'train.seed': (0, 2 ** 32 - 1),
     'train.print_freq': (1, None), 'train.max_iters': (0, None), 'train.ckpt_every': (0, None),
     'train.vis_every': (0, None), 'train.val_every': (0, None), 'test.batch_size': (1, 1 << 20),
+    'model.image_gate_init': (-10.0, 10.0), 'model.head_pose_dropout': (0.0, 0.95),
+    'refine.iters': (1, 100000), 'refine.lr': (1e-6, 10.0), 'refine.conf_thr': (0.0, 0.99), 'refine.sigma': (1e-3, 10.0),
+    'refine.w_net': (0.0, None), 'refine.w_prior': (0.0, None), 'refine.w_angle': (0.0, None),
+    'refine.w_shape': (0.0, None),
 }
 # what a number means where the range alone does not say it
 NUMBER_HINTS = {
@@ -353,8 +372,6 @@ def validate(cfg):
     must(cfg.model.camera in ('centred', 'published'), 'model.camera must be centred or published')
     must(cfg.model.pose2feat in ('residual', 'published'), 'model.pose2feat must be residual or published')
     must(cfg.model.edge_init in EDGE_INITS, f'model.edge_init must be one of {EDGE_INITS}')
-    must(0 <= cfg.model.head_pose_dropout < 1, f'model.head_pose_dropout must be in [0, 1), got '
-                                               f'{cfg.model.head_pose_dropout}')
     must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,
          f'model.pose_head=vposer needs model.vposer_ckpt (a VPoser v1 snapshot, or {VPOSER_FROM_CHECKPOINT!r} when '
          f'the model checkpoint carries the VPoser weights, as 3DCrowdNet/SEFD snapshots do); use '

@@ -9,6 +9,7 @@ from crop to image, not what a training run learned.
 """
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -204,13 +205,32 @@ def test_bad_inputs_are_one_line_naming_the_file(student_ckpt, photos, tmp_path)
     assert r.returncode == 2 and 'foreign.pth' in r.stderr and r.stderr.strip().count('\n') == 0, r.stderr
 
 
-def test_without_a_checkpoint_it_says_to_run_the_quickstart(photos, tmp_path, monkeypatch):
+def test_without_a_checkpoint_it_says_where_the_default_goes(photos, tmp_path, monkeypatch):
     from demo import demo
-    from tool import quickstart
-    monkeypatch.setattr(quickstart, 'ROOT', Path(tmp_path))   # where finished quickstart runs are looked for
+    from main import checkpoint
+    monkeypatch.setattr(checkpoint, 'DEFAULT_MODEL', tmp_path / 'default_model' / 'model.pth.tar')
     with pytest.raises(UserError) as e:
-        demo.main(['--img', str(photos / 'astronaut.png')])
-    one_line(e, 'tool/quickstart.py', '--ckpt')
+        demo.main(['--img', str(photos / 'astronaut.png'), '--out', str(tmp_path / 'o')])
+    one_line(e, 'default_model', 'tool/quickstart.py', '--ckpt')
+    assert not (tmp_path / 'o').exists()
+
+
+def test_the_default_model_is_the_published_checkpoint(student_ckpt, photos, tmp_path, monkeypatch):
+    """publish_model (what tool/quickstart.py does at the end of a default run) copies the weights and config, not
+    the optimiser; the demo then runs without --ckpt."""
+    from main import checkpoint
+    from main.predictor import MeshPredictor
+    ckpt, *_ = student_ckpt
+    default = tmp_path / 'default_model' / 'model.pth.tar'
+    monkeypatch.setattr(checkpoint, 'DEFAULT_MODEL', default)
+    full = torch.load(ckpt, weights_only=True)
+    full['optimizer'] = {'state': {0: {'exp_avg': torch.ones(1000)}}}
+    torch.save(full, tmp_path / 'with_optimizer.pth.tar')
+    assert checkpoint.publish_model(tmp_path / 'with_optimizer.pth.tar', default) == default
+    copied = torch.load(default, weights_only=True)
+    assert 'optimizer' not in copied and copied['config'] == full['config']
+    assert all(torch.equal(copied['model'][k], v) for k, v in full['model'].items())
+    assert MeshPredictor().checkpoint == default
 
 
 class PoseFittingModel(torch.nn.Module):
@@ -227,6 +247,7 @@ class PoseFittingModel(torch.nn.Module):
         self.body_model = body_model(cfg.model)
         with torch.no_grad():
             v, j = self.body_model(pose, torch.zeros(1, 10))
+        self.pose = pose[0]
         self.verts = (v[0] - j[0, 0]).numpy().astype(np.float64)     # root-relative, metres
         self.joints = (j[0] - j[0, 0]).numpy().astype(np.float64)
         self.residual = []
@@ -252,7 +273,8 @@ class PoseFittingModel(torch.nn.Module):
                                  / np.ptp(uv[keep], 0).max())
             roots.append(t)
         rel = torch.from_numpy(np.repeat(self.verts[None], len(roots), 0)).float()
-        return {'mesh_cam': rel, 'mesh_cam_render': rel + torch.tensor(np.stack(roots), dtype=torch.float32)[:, None]}
+        return {'mesh_cam': rel, 'mesh_cam_render': rel + torch.tensor(np.stack(roots), dtype=torch.float32)[:, None],
+                'pose': self.pose.repeat(len(roots), 1), 'shape': torch.zeros(len(roots), 10)}
 
 
 def test_each_mesh_projects_onto_its_persons_2d_pose(monkeypatch, tmp_path):
@@ -263,14 +285,14 @@ def test_each_mesh_projects_onto_its_persons_2d_pose(monkeypatch, tmp_path):
     the crop centre) fits these people to 3-8% of their size (measured); the placement adds nothing to it (<0.5%).
     A mesh standing beside its person or twice their height would be off by 50% or more."""
     from common.body.joint_sets import SMPL30
-    from demo import demo
+    from main import predictor
     cfg = load_config(None, TINY)
     pose = torch.zeros(1, 72)
     pose[0, 0] = math.pi                                   # upright, facing the camera
     pose[0, 3 * 16 + 2], pose[0, 3 * 17 + 2] = -1.2, 1.2   # shoulders: arms out
     pose[0, 3 * 1], pose[0, 3 * 2] = -0.5, 0.3             # hips: a step
     model = PoseFittingModel(cfg, pose)
-    monkeypatch.setattr(demo, 'load_model', lambda path, device: (model, cfg, Path(path), ('known', False)))
+    monkeypatch.setattr(predictor, 'load_model', lambda path, device: (model, cfg, Path(path), ('known', False)))
     W, H, F = 960, 640, 900.0
     c = np.array([(W - 1) / 2, (H - 1) / 2])
     coco = [SMPL30.index(n) for n in COCO17.joints]
@@ -293,3 +315,140 @@ def test_each_mesh_projects_onto_its_persons_2d_pose(monkeypatch, tmp_path):
         got = np.stack([fx * J[:, 0] / J[:, 2] + cx, fy * J[:, 1] / J[:, 2] + cy], 1)
         err = np.linalg.norm(got - want[:, :2], axis=1).max() / np.ptp(want[:, :2], 0).max()
         assert err < fit + 0.01 and err < 0.1, (person['id'], err, fit)
+
+
+def test_flags_and_settings_out_of_range_are_one_line(student_ckpt, photos, tmp_path):
+    ckpt, *_ = student_ckpt
+    img = photos / 'astronaut.png'
+    cases = [(['--max-people', '0'], '--max-people'), (['--every', '0'], '--every'), (['--conf-thr', 'nan'], '--conf-thr'),
+             (['--conf-thr', '1.5'], '--conf-thr'), (['--max-frames', '-1'], '--max-frames'),
+             (['refine.iters=5'], '--refine'), (['--refine', 'refine.iter=5'], 'refine.iters'),
+             (['--refine', 'refine.sigma=-1'], 'refine.sigma'), (['--refine', 'model.input_size=128'], 'refine.')]
+    for k, (flags, word) in enumerate(cases):
+        with pytest.raises(UserError) as e:
+            run_demo('--img', img, '--ckpt', ckpt, '--out', tmp_path / f'o{k}', *flags)
+        one_line(e, word)
+        assert not (tmp_path / f'o{k}').exists()
+
+
+def test_a_checkpoint_with_nan_weights_is_one_line_and_leaves_nothing(student_ckpt, photos, tmp_path):
+    ckpt, *_ = student_ckpt
+    state = torch.load(ckpt, weights_only=True)
+    key = next(k for k, v in state['model'].items() if v.is_floating_point() and 'rotation_net' in k)
+    state['model'][key] = torch.full_like(state['model'][key], float('nan'))
+    torch.save(state, tmp_path / 'nan.pth.tar')
+    r = subprocess.run([sys.executable, 'demo/demo.py', '--img', str(photos / 'astronaut.png'), '--ckpt',
+                        str(tmp_path / 'nan.pth.tar'), '--out', str(tmp_path / 'o')], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and 'nan.pth.tar' in r.stderr and 'NaN' in r.stderr, r.stderr
+    assert r.stderr.strip().count('\n') == 0 and not (tmp_path / 'o').exists(), r.stderr
+
+
+def test_pose_json_values_that_are_not_coordinates(student_ckpt, photos, tmp_path):
+    """A NaN or inf keypoint is refused in one line; one 1e30 px away is no detection (dropped), not a crash."""
+    ckpt, *_ = student_ckpt
+    det = tmp_path / 'det'
+    run_demo('--img', photos / 'astronaut.png', '--ckpt', ckpt, '--out', det, '--no-obj')
+    kp = json.loads((det / 'astronaut.json').read_text())['people'][0]['keypoints']
+    bad = [row[:] for row in kp]
+    bad[3][0] = float('inf')
+    (tmp_path / 'inf.json').write_text(json.dumps({'astronaut.png': [bad]}))
+    with pytest.raises(UserError) as e:
+        run_demo('--img', photos / 'astronaut.png', '--ckpt', ckpt, '--pose-json', tmp_path / 'inf.json', '--out',
+                 tmp_path / 'o1')
+    one_line(e, 'inf.json', 'not finite')
+    far = [row[:] for row in kp]
+    far[3][0] = 1e30
+    (tmp_path / 'far.json').write_text(json.dumps({'astronaut.png': [far]}))
+    out = run_demo('--img', photos / 'astronaut.png', '--ckpt', ckpt, '--pose-json', tmp_path / 'far.json', '--out',
+                   tmp_path / 'o2')
+    person = json.loads((out / 'astronaut.json').read_text())['people'][0]
+    assert person['box'] == json.loads((det / 'astronaut.json').read_text())['people'][0]['box'] or \
+        person['keypoints'][3][2] == 0.0
+
+
+def test_the_detector_says_when_it_finds_nobody_or_reaches_the_cap(student_ckpt, photos, tmp_path, capsys):
+    ckpt, *_ = student_ckpt
+    cv2.imwrite(str(tmp_path / 'wall.png'), np.full((300, 400, 3), 128, np.uint8))
+    out = run_demo('--img', tmp_path / 'wall.png', '--ckpt', ckpt, '--out', tmp_path / 'o1')
+    err = capsys.readouterr().err
+    assert 'the detector found nobody in wall.png' in err and '--pose-json' not in err, err
+    assert json.loads((out / 'wall.json').read_text())['people'] == []
+    run_demo('--img', photos / 'two.png', '--ckpt', ckpt, '--out', tmp_path / 'o2', '--max-people', '1')
+    captured = capsys.readouterr()
+    assert 'two.png: the detector stopped at --max-people 1' in captured.err and 'two.png: 1 person' in captured.out
+    run_demo('--img', photos / 'two.png', '--ckpt', ckpt, '--out', tmp_path / 'o3', '--max-people', '2')
+    assert '--max-people' not in capsys.readouterr().err
+
+
+def test_refine_fits_the_known_mesh_to_the_detected_people(student_ckpt, photos, tmp_path, capsys):
+    """The known-mesh model draws every person in the same rest pose: its joints are far from the astronaut's
+    keypoints. --refine moves them onto the keypoints; the criterion says so, per person and per image, and the time
+    per person is printed."""
+    ckpt, *_ = student_ckpt
+    before = run_demo('--img', photos / 'two.png', '--ckpt', ckpt, '--out', tmp_path / 'plain', '--no-obj')
+    after = run_demo('--img', photos / 'two.png', '--ckpt', ckpt, '--out', tmp_path / 'refined', '--no-obj',
+                     '--refine', 'refine.iters=40')
+    said = capsys.readouterr().out
+    assert re.search(r'refine: \d+\.\d\d s per person \(2 people', said), said
+    fit0, fit1 = (json.loads((d / 'two.json').read_text())['fit'] for d in (before, after))
+    assert fit0['keypoints'] == fit1['keypoints'] >= 16
+    assert fit0['err'] > 0.15 and fit1['err'] < 0.05 and fit1['pck'] > 0.9 and fit1['on_mesh'] > 0.9, (fit0, fit1)
+    assert f'{round(100 * fit1["on_mesh"])}% of {fit1["keypoints"]} keypoints on their mesh' in said
+    people = json.loads((after / 'two.json').read_text())['people']
+    assert [p['fit']['keypoints'] for p in people] and all(p['fit']['pck'] > 0.8 for p in people)
+
+
+def test_the_predictor_is_the_demo_as_a_library(student_ckpt, photos, tmp_path):
+    """MeshPredictor on an image array gives what the demo writes: the same people, meshes and criterion."""
+    from common.pipeline.preprocessing import load_img
+    from main.predictor import MeshPredictor, summarise
+    ckpt, *_ = student_ckpt
+    out = run_demo('--img', photos / 'two.png', '--ckpt', ckpt, '--out', tmp_path / 'o')
+    written = json.loads((out / 'two.json').read_text())
+    predictor = MeshPredictor(ckpt)
+    found = predictor(load_img(photos / 'two.png'))                       # the built-in detector
+    given = predictor(load_img(photos / 'two.png'), [np.array(p['keypoints']) for p in written['people']])
+    for result in (found, given):
+        assert len(result.people) == 2 and result.ids.shape == (512, 1024)
+        assert summarise(result.people)['keypoints'] == written['fit']['keypoints']
+        for person, w in zip(result.people, written['people']):
+            obj = np.array([[float(v) for v in ln.split()[1:]] for ln in (out / w['obj']).read_text().splitlines()
+                            if ln.startswith('v ')])
+            assert np.abs(person.vertices - obj).max() < 2e-3
+            assert person.joints.shape == (30, 3) and person.joints_2d.shape == (17, 2)
+            assert np.allclose(person.box, w['box'], atol=0.02)
+
+
+def test_video_frames_go_through_the_predictor(student_ckpt, photos, tmp_path):
+    ckpt, *_ = student_ckpt
+    frame = cv2.imread(str(photos / 'astronaut.png'))
+    wr = cv2.VideoWriter(str(tmp_path / 'clip.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 10.0, frame.shape[1::-1])
+    for dx in (0, 8, 16):
+        wr.write(np.roll(frame, dx, axis=1))
+    wr.release()
+    out = run_demo('--video', tmp_path / 'clip.mp4', '--ckpt', ckpt, '--out', tmp_path / 'o', '--every', '2')
+    frames = sorted(out.glob('frame_*.json'))
+    assert len(frames) == 2 and all(len(json.loads(f.read_text())['people']) == 1 for f in frames)
+    cap = cv2.VideoCapture(str(out / 'clip_mesh.mp4'))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    assert not list(out.glob('*.obj'))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script', ['demo/demo.py', 'demo/photos.py'])
+def test_the_scripts_run_from_the_repository_root(script, student_ckpt, photos, tmp_path):
+    """As the README writes them (python demo/<script>.py): the script's own folder first on sys.path must not hide
+    the project's packages."""
+    from demo import photos as demo_photos
+    ckpt, *_ = student_ckpt
+    args = ['--img', str(photos / 'astronaut.png')] if script == 'demo/demo.py' else []
+    if script == 'demo/photos.py' and not all((demo_photos.PHOTOS_DIR / p.name).is_file() for p in demo_photos.PHOTOS):
+        pytest.skip(f'the photographs are not in {demo_photos.PHOTOS_DIR}: python demo/photos.py --fetch')
+    r = subprocess.run([sys.executable, script, *args, '--ckpt', str(ckpt), '--out', str(tmp_path / 'o')], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    if script == 'demo/demo.py':
+        assert re.search(r'astronaut.png: 1 person; fit: \d+% of \d+ keypoints on their mesh', r.stdout), r.stdout
+    else:
+        assert re.search(r'\| all \| 15 \| 1[1-5] \| \d+ \| \d+% \| \d+% \| [\d.]+% \|', r.stdout), r.stdout

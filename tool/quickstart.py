@@ -21,7 +21,8 @@ are the result files' numbers):
 The settings of each scale are one file, assets/yaml/quickstart/<scale>.yml. The run folder (default
 output/quickstart_<scale>) holds state.json (finished stages, their experiment folders and times) and runs/<stage>/
 (one experiment folder each). Running the command again skips finished stages and continues an interrupted
-training with `main/train.py --continue --exp_dir`; changed settings are refused (--fresh starts over).
+training with `main/train.py --continue --exp_dir`; changed settings are refused (--fresh starts over). A run in the
+default folder copies its distilled student to output/default_model/model.pth.tar, the demo's default model.
 """
 import argparse
 import json
@@ -233,6 +234,11 @@ class Quickstart:
             self.measured.append((self.units(kind, model), seconds))
             self.state.record(name, done=True, seconds=round(seconds, 1))
             ran = True
+        if not self.args.out:   # the default run folder: its distilled student becomes the demo's default model
+            from main.checkpoint import DEFAULT_MODEL, publish_model
+            publish_model(trained_snapshot(self.stage_dir('student', 0), self.epochs('student')))
+            print(f'the demo\'s default model (python demo/demo.py): {rel(DEFAULT_MODEL)}, the distilled student',
+                  flush=True)
         total = sum(s.get('seconds', 0) for s in self.state.stages.values())
         print(f'\nquickstart done in {fmt_time(time.time() - self.t_start)} (all stages, including earlier runs: '
               f'{fmt_time(total)}); report: {self.run_dir / "report.md"}', flush=True)
@@ -366,27 +372,6 @@ class Quickstart:
             else:
                 print(f'  {name}: {rel(self.run_dir / "report.md")}')
         return self.run_dir
-
-
-def default_student_checkpoint():
-    """The experiment folder of the distilled student (seed 0) of the newest finished quickstart run of any scale
-    (the demo's default model)."""
-    found = []
-    for scale in SCALES:
-        path = ROOT / 'output' / f'quickstart_{scale}' / 'state.json'
-        try:
-            rec = (read_state(path).get('stages') or {}).get('student_s0', {})
-        except UserError:
-            continue
-        exp = rec.get('exp_dir')
-        if rec.get('done') and exp:
-            exp = Path(exp) if Path(exp).is_absolute() else ROOT / exp
-            if (exp / 'checkpoint').is_dir():
-                found.append((path.stat().st_mtime, exp))
-    if not found:
-        raise UserError("no checkpoint: run python tool/quickstart.py first (its distilled student is the demo's "
-                        "default) or pass --ckpt FILE")
-    return max(found)[1]
 
 
 def check_real_datasets(qs):
