@@ -104,9 +104,11 @@ def collate_present(batch):
 
 def single_threaded_worker(worker_id):
     """A loader worker's OpenCV on one thread: by default it starts a pool as wide as the machine, whose threads
-    compete with the training process's compute threads for the same cores."""
+    compete with the training process's compute threads for the same cores. 0 (sequential), not 1: OpenCV 4.14's
+    setNumThreads(1) in a process forked while the parent's pool was busy waits forever for the pool's threads,
+    which the fork did not copy."""
     import cv2
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(0)
 
 
 def make_loader(dataset, cfg, batch_size, device, sampler=None, shuffle=False, train=False, evaluation=False):

@@ -21,6 +21,8 @@ class ThreadsSeen(torch.utils.data.Dataset):
 
 def test_a_workers_opencv_runs_on_one_thread():
     cv2.setNumThreads(2)   # as OpenCV starts on a 2-core machine; a worker must not compete with the model's threads
+    for _ in range(3):     # the parent's pool busy before the fork (it hung the workers' setNumThreads(1))
+        cv2.GaussianBlur(np.random.rand(1500, 1500).astype(np.float32), (31, 31), 5)
     cfg = load_config(None, ['data.num_workers=1'])
     loader = make_loader(ThreadsSeen(), cfg, 2, torch.device('cpu'), train=True)
     assert [int(x) for b in loader for x in b] == [1, 1, 1, 1]
