@@ -136,12 +136,12 @@ def worker(rank, world_size, gpus, args, port):
         if world_size > 1:
             dist.broadcast_object_list(shared, src=0)
         exp_dir = shared[0]
-    log = setup_logger(exp_dir / 'log' / 'train.log', rank)
-    if rank == 0:
-        HELD_LOCKS.append(lock_experiment(exp_dir))   # held until the process ends
-    torch.manual_seed(cfg.train.seed + rank)
-    log.info(f'experiment {exp_dir}; {world_size} process(es); this one on {device}')
-    try:
+    try:   # from the folder's first file on: an interrupt at any point leaves no folder without a checkpoint
+        log = setup_logger(exp_dir / 'log' / 'train.log', rank)
+        if rank == 0:
+            HELD_LOCKS.append(lock_experiment(exp_dir))   # held until the process ends
+        torch.manual_seed(cfg.train.seed + rank)
+        log.info(f'experiment {exp_dir}; {world_size} process(es); this one on {device}')
         Trainer(cfg, exp_dir, dataset, device, rank, world_size, resume, val, start).train()
     except BaseException:
         # a run that never wrote a checkpoint leaves nothing behind
