@@ -70,7 +70,16 @@ def test_quickstart_tiny(tmp_path):
     for m in ('student', 'edge_only'):
         cfg = yaml.safe_load(next((run / 'runs' / f'{m}_s0').glob('*/config.yaml')).read_text())
         assert 'teacher_s0' in cfg['distill']['teacher_ckpt'] and cfg['distill']['init_from_teacher']
-    assert f'| baseline | scratch | {epochs["baseline"]} |' in report
+    start = {'': 'scratch', 'imagenet': 'ImageNet weights'}[preset['common'].get('model.pretrained', '')]
+    assert f'| baseline | {start} | {epochs["baseline"]} |' in report
+    # the input probe: every model as given and with its inputs altered, the oracle against a same-epoch baseline
+    probe = report[report.index('## Does each model use its image and edge map?'):]
+    for name in MODELS.values():
+        assert f'| {name} | as given' in probe
+    assert probe.count('| edge map zero |') == 3 and 'The oracle on the most hidden third' in probe
+    (path,) = (run / 'runs' / 'teacher_s0').glob(f'*/result/probe_{epochs["teacher"] - 1}.json')
+    given = json.loads(path.read_text())['variants']['given']
+    assert f"| teacher | as given (its crop, its edge map) | {given['summary']['mpjpe']:.1f} |" in probe
 
     # rerun after losing the baseline's last epoch: the baseline continues from its first snapshot, the other
     # stages are not run again, the report is rebuilt from the new result file
@@ -81,7 +90,9 @@ def test_quickstart_tiny(tmp_path):
     others = {p: p.stat().st_mtime_ns for p in (run / 'runs').glob('*_s0/*/checkpoint/*.pth.tar')}
     r = quickstart(run)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert r.stdout.count('done before, skipped') == 7 and 'continuing ' in r.stdout, r.stdout[-3000:]
+    # skipped: data, the three other trainings, their tests and their probes (the baseline's result folder, with the
+    # probes of both its epochs, was emptied)
+    assert r.stdout.count('done before, skipped') == 10 and 'continuing ' in r.stdout, r.stdout[-3000:]
     assert 'resumed from' in (base / 'log' / 'train.log').read_text()
     assert all(p.stat().st_mtime_ns == t for p, t in others.items())
     assert (base / 'checkpoint' / f'snapshot_{epochs["baseline"] - 1}.pth.tar').is_file()
