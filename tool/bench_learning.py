@@ -189,9 +189,9 @@ def main(argv=None):
         lines.append(table_line(n, r))
     text = '\n'.join(lines) + '\n'
     atomic_write_text(out / 'table.md', text)
-    atomic_write_text(out / 'results.json', json.dumps({'machine': mach, 'epochs': args.epochs,
-                                                        'num_images': args.num_images, 'candidates': results},
-                                                       indent=1))
+    data_made = None if args.data else args.num_images   # --data: a set made elsewhere, its size not ours to say
+    atomic_write_text(out / 'results.json', json.dumps({'machine': mach, 'epochs': args.epochs, 'data': rel(data),
+                                                        'num_images': data_made, 'candidates': results}, indent=1))
     print('\n' + text)
     print(f'figure: {rel(plot)}; table: {rel(out / "table.md")}')
     return out

@@ -10,10 +10,10 @@
 Stages (each one a real command line: tool/make_synthetic.py, main/train.py, main/test.py, so the report's numbers
 are the result files' numbers):
   data        the synthetic crowd set under <run>/data/Synthetic, made when missing (small, tiny)
-  teacher     RGB + SMPL overlap edge, from scratch
+  teacher     RGB + SMPL overlap edge, from the preset's start (small: ImageNet Lite0)
   student     SEFD: RGB + Canny, log_softmax_l1 on backbone stages 3-4, starting from the teacher's weights
   edge_only   the same student without the distillation loss, also from the teacher's weights
-  baseline    3DCrowdNet, from scratch, as many epochs as teacher + student
+  baseline    3DCrowdNet (no edge channel), as many epochs as teacher + student
   test_*      each model on the test split (main/test.py)
   probe_*     seed 0's models with their images swapped between people, grey, edge maps zeroed or swapped
               (tool/probe_inputs.py); also the baseline at the teacher's epochs, the oracle's fair comparison
