@@ -191,3 +191,22 @@ def test_unknown_region_and_missing_results_are_one_line(tmp_path):
         docs_tables.render('quickstart_small', root=tmp_path)
     with pytest.raises(UserError, match=r'assets/quickstart_medium/results\.json not found'):
         docs_tables.render('quickstart-medium', root=tmp_path)
+
+
+def test_publish_copies_a_run_and_renders_it(tmp_path):
+    run, root = tmp_path / 'output' / 'quickstart_medium', tmp_path / 'repo'
+    run.mkdir(parents=True)
+    for name in docs_tables.PUBLISHED:
+        src = ROOT / 'assets' / 'quickstart_medium' / name
+        (run / name).write_bytes(src.read_bytes())
+    (root / 'docs').mkdir(parents=True)
+    doc = root / 'docs' / 'r.md'
+    doc.write_text('<!-- generated: quickstart-medium -->\n<!-- end -->\n')
+    assert docs_tables.main(['--publish', str(run)], root=root) == 0
+    for name in docs_tables.PUBLISHED:
+        assert (root / 'assets' / 'quickstart_medium' / name).read_bytes() == (run / name).read_bytes()
+    assert '--scale medium --seeds 2' in doc.read_text() and 'Per seed: +0.06, -0.25 mm' in doc.read_text()
+    (run / 'curves.png').unlink()
+    from common.errors import UserError
+    with pytest.raises(UserError, match='no curves.png'):
+        docs_tables.main(['--publish', str(run)], root=root)

@@ -2,6 +2,7 @@
 
     python tool/docs_tables.py            # rewrite every generated region from the files
     python tool/docs_tables.py --check    # exit 1, naming the region, when a doc differs from what the files give
+    python tool/docs_tables.py --publish output/quickstart_small   # first copy a finished run into assets/
 
 A generated region in a markdown file is
 
@@ -13,8 +14,8 @@ and its name says what fills it: `quickstart-<scale>` is the run in assets/quick
 for the default scale, small) rendered in full: where and how it ran, the metrics table of every subset, the
 distillation effect and, where the run probed its models, whether each uses its image and edge map;
 `quickstart-<scale>-headline` is the same run's first line and its all-samples rows. The tables are
-tool/runs/report.py's, so a region reads as the run's own report.md. To publish a new quickstart run, copy its
-report.md, results.json and figures from output/quickstart_<scale>/ into that folder, then run this tool.
+tool/runs/report.py's, so a region reads as the run's own report.md. `--publish RUN` copies a finished quickstart
+run's report.md, results.json and figures into its scale's folder under assets/ before the regions are rendered.
 """
 import argparse
 import json
@@ -23,11 +24,12 @@ import sys
 from pathlib import Path
 
 from common.errors import UserError, run_cli
-from common.io import atomic_write_text
+from common.io import atomic_write_bytes, atomic_write_text
 from common.paths import ROOT
 from tool.runs.report import comparison_lines, metrics_table, probe_section, rows_from_summary
 
 DOCS = ('README.md', 'docs/*.md')
+PUBLISHED = ('report.md', 'results.json', 'montage.png', 'curves.png', 'occlusion.png')   # what a run folder shows
 REGION = re.compile(r'(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end -->)', re.S)
 
 
@@ -44,6 +46,25 @@ def load_summary(scale, root=ROOT):
                         f'tool/quickstart.py --scale {scale}` run (output/quickstart_{scale}/) there') from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f'{path.relative_to(root)} is not a results file of tool/quickstart.py ({e})') from None
+
+
+def publish(run, root=ROOT):
+    """Copy the files of a finished quickstart run folder into assets/ (its scale's folder); that folder."""
+    run = Path(run)
+    missing = [n for n in PUBLISHED if not (run / n).is_file()]
+    if missing:
+        raise UserError(f'{run} is not a finished tool/quickstart.py run folder: no {", ".join(missing)}')
+    try:
+        scale = json.loads((run / 'results.json').read_text())['scale']
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise UserError(f'{run / "results.json"} is not a results file of tool/quickstart.py ({e})') from None
+    if not re.fullmatch(r'[a-z]+', str(scale)):
+        raise UserError(f'{run / "results.json"}: scale {scale!r} is not a quickstart scale')
+    dest = run_folder(scale, root)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PUBLISHED:
+        atomic_write_bytes(dest / name, (run / name).read_bytes())
+    return dest
 
 
 def provenance(s):
@@ -103,7 +124,13 @@ def main(argv=None, root=ROOT):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--check', action='store_true', help='change nothing; exit 1 when a region is not what the '
                                                          'files give')
+    ap.add_argument('--publish', metavar='RUN', help='first copy report.md, results.json and the figures of this '
+                                                         'finished quickstart run folder into assets/')
     args = ap.parse_args(argv)
+    if args.publish:
+        if args.check:
+            raise UserError('--publish changes files; --check only compares: give one of them')
+        print(f'published {args.publish} to {publish(args.publish, root).relative_to(root)}')
     stale = []
     for path in doc_files(root):
         text = path.read_text()
