@@ -210,3 +210,17 @@ def test_publish_copies_a_run_and_renders_it(tmp_path):
     from common.errors import UserError
     with pytest.raises(UserError, match='no curves.png'):
         docs_tables.main(['--publish', str(run)], root=root)
+
+
+def test_probe_section_sits_under_the_run(tmp_path):
+    """A run that probed its models gets the report's probe table, its heading one level below the page's run."""
+    summary = json.loads((ROOT / 'assets' / 'quickstart' / 'results.json').read_text())
+    variant = lambda d, mpjpe, moved=None: {'description': d, 'summary': {'mpjpe': mpjpe, 'pa_mpjpe': 100.0},  # noqa
+                                            'hidden': None, 'mpjpe_moved_per_person': moved}
+    summary['probe'] = {'baseline': {'hidden_label': '67-100%', 'gate': 0.002, 'variants': {
+        'given': variant('as given', 200.0), 'image_swapped': variant('images swapped', 202.0, 3.5)}}}
+    (tmp_path / 'assets' / 'quickstart').mkdir(parents=True)
+    (tmp_path / 'assets' / 'quickstart' / 'results.json').write_text(json.dumps(summary))
+    text = docs_tables.render('quickstart-small', root=tmp_path)
+    assert '\n### Does each model use its image and edge map?\n' in text
+    assert '| baseline | as given | 200.0 | 100.0 | - |  |' in text and '|  | images swapped | 202.0 (+1%) |' in text

@@ -102,7 +102,7 @@ def render(name, root=ROOT):
         lines = [provenance(s), '', metrics_table(rows, reference=s.get('constant_mean_mesh')), '']
         if s.get('distillation'):
             lines += comparison_lines(rows, s['distillation']) + ['']
-        lines += demote(probe_section(s.get('probe') or {}), 2)
+        lines += demote(probe_section(s.get('probe') or {}), 1)
     return '\n'.join(lines).rstrip('\n') + '\n'
 
 
