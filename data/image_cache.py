@@ -2,7 +2,7 @@
 
 A training image holds about three people (the synthetic set, 3DPW) and the teacher's overlap edge file is one per
 image: without this each person's sample decoded both again. Decoding was ~40% of a teacher sample's loader time on
-2 cores (README, What limits learning here). Arrays come back read-only, cached or not, so no caller can change
+2 cores (docs/findings.md). Arrays come back read-only, cached or not, so no caller can change
 what the next one gets.
 """
 from collections import OrderedDict

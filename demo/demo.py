@@ -295,7 +295,7 @@ def run(args, predictor, items, out_dir):
     if predictor.synthetic_only:
         print('note: this model has seen only the synthetic crowd set (minutes of training on procedural people): '
               'on photographs its 2D poses and boxes are right, its meshes mean-like (--refine fits them to the 2D '
-              'poses); for real results give --ckpt a published 3DCrowdNet or SEFD snapshot (README, Demo)')
+              'poses); for real results give --ckpt a published 3DCrowdNet or SEFD snapshot (docs/checkpoints.md)')
 
 
 def write_video(path, frames, fps):

@@ -1,4 +1,4 @@
-"""The package layers (README, Layout): each package imports only the ones below it, and no modules import each
+"""The package layers (docs/development.md, Layers): each package imports only the ones below it, and no modules import each
 other in a cycle (lazy imports inside functions included: they are cycles that merely fail later)."""
 import ast
 

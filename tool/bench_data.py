@@ -5,7 +5,8 @@
     python tool/bench_data.py --batch 16 --batches 6 --workers 0 1 2
 
 Prints samples/s of the training loader at each worker count and the samples/s one baseline training
-step consumes at the same batch size (fp32 and --amp), with the ratio loader / step (target >= 2).
+step consumes at the same batch size (fp32 and --amp), with the ratio loader / step (above 1 the loader keeps up;
+2 leaves room for a shared machine).
 The synthetic set must exist (python tool/make_synthetic.py).
 """
 import argparse

@@ -1,11 +1,11 @@
 """Training-step cost of the baseline, measured side by side in one run (ratios; absolute times only
 mean something on a quiet or GPU machine).
 
-    python tool/bench_model.py                      # ResNet-50, 256 px, batch 8 (the issue's setting)
+    python tool/bench_model.py                      # SEFD's model (ResNet-50, 256 px), batch 8
     python tool/bench_model.py --backbone resnet18 --size 128 --batch 4 --reps 3
 
 Prints, for the same batch: full baseline step fp32 vs --amp (the precision common/runtime.py picks, +
-channels_last), and the full step vs the bare backbone forward+backward (target <= 1.3 at ResNet-50 / 256 px / batch 8).
+channels_last), and the full step vs the bare backbone forward+backward (what the heads, the body model and the losses add to the backbone).
 Configurations are interleaved (A B C A B C ...) so drifts of a shared machine hit all of them alike.
 """
 import argparse
@@ -56,7 +56,7 @@ def main():
         print(f'  {k:34s} {v:8.3f}  (all: {" ".join(f"{x:.2f}" for x in times[k])})')
     full, amp_t, bare = med['step fp32'], med['step --amp (+ channels_last)'], med['bare backbone fwd+bwd fp32']
     print(f'speedup amp vs fp32:              x{full / amp_t:.2f}')
-    print(f'full step / bare backbone (fp32): {full / bare:.2f}  (target <= 1.3; best-of ratio '
+    print(f'full step / bare backbone (fp32): {full / bare:.2f}  (1 = all time in the backbone; best-of ratio '
           f'{min(times["step fp32"]) / min(times["bare backbone fwd+bwd fp32"]):.2f})')
 
 

@@ -1,7 +1,7 @@
 """Training-step cost of the baseline, the teacher and the student with each distillation loss, measured side
 by side in one run (ratios; absolute times only mean something on a quiet or GPU machine).
 
-    python tool/bench_train.py                       # ResNet-50, 256 px, batch 8, --amp (the issue's setting)
+    python tool/bench_train.py                       # SEFD's model (ResNet-50, 256 px), batch 8, --amp
     python tool/bench_train.py --losses log_softmax_l1,gc --reps 3 --no-amp
     python tool/bench_train.py --gpu 0
 
@@ -60,7 +60,7 @@ def main():
     students = {k: v / med['baseline'] for k, v in med.items() if k.startswith('student')}
     worst = max(students, key=students.get)
     print(f'student/baseline: {min(students.values()):.2f} .. {max(students.values()):.2f} (worst: {worst}; '
-          f'target <= 1.45)')
+          f'floor: 1 + one frozen teacher forward / the baseline step)')
 
 
 if __name__ == '__main__':

@@ -40,7 +40,7 @@ ROWS = [
     ('-', '3DOH50K', None, [], '', MESH, None, None),
     ('-', 'AGORA', None, [], '', MESH, None, None),
 ]
-# why a row has no loader: what public material does not establish (README, Data)
+# why a row has no loader: what public material does not establish (docs/data.md)
 NO_LOADER = {
     'RH-dataset': 'format unknown: no public description of its files was found',
     '3DOH50K': "format unknown: annots.json's fields are public (pose, betas, scale, trans, intri, extri), how its "

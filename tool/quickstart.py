@@ -389,7 +389,7 @@ def check_real_datasets(qs):
             try:
                 get_dataset_class(name)(cfg, split)
             except UserError as e:
-                raise UserError(f'--scale full needs the real datasets (README, Data): {name} {split}: {e}; '
+                raise UserError(f'--scale full needs the real datasets (docs/data.md): {name} {split}: {e}; '
                                 f'without them, run --scale small (synthetic crowds)') from None
 
 

@@ -1,11 +1,14 @@
 """The quickstart's report: its four models, the metrics tables (per subset, with the constant-mean-mesh reference row),
 paired per-sample differences, and report.md / results.json of a run folder (tool/quickstart.py)."""
 import json
+import subprocess
+import time
 
 import numpy as np
 
 from common.errors import UserError
 from common.io import atomic_write_text
+from common.paths import ROOT
 from tool.runs.stages import METRIC_NAMES, METRICS, fmt_value, machine, mean_std, rel
 
 # the quickstart's four models: the order they train in (students need the teacher) and the order of the report
@@ -89,6 +92,53 @@ def paired_difference(npz_a, npz_b, metric='pa_mpjpe'):
         return float('nan'), float('nan'), 0
     d = np.asarray([a - b for a, b in pairs], float)
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan'), len(d)
+
+
+def rows_from_summary(summary):
+    """table_rows()'s rows back from a results.json summary (docs tables are made from the committed file)."""
+    return [(r['subset'], r['samples'], {m: {k: r['models'][m][k]['values'] for k in METRICS} for m in REPORT_ORDER})
+            for r in summary['rows']]
+
+
+def ranking(rows):
+    """'edge only 137.2 < SEFD student 137.4 < ...': the models by mean PA-MPJPE on all samples, best first."""
+    pa = {m: mean_std(rows[0][2][m]['pa_mpjpe'])[0] for m in REPORT_ORDER}
+    return ' < '.join(f'{NAMES[m]} {pa[m]:.1f}' for m in sorted(REPORT_ORDER, key=pa.get))
+
+
+def distillation_summary(npz):
+    """The paired differences of seed 0 (SEFD student − edge-only student, − baseline) and the per-seed ones."""
+    d, se, n = paired_difference(npz['student'][0], npz['edge_only'][0])
+    d2, se2, _ = paired_difference(npz['student'][0], npz['baseline'][0])
+    # between seeds training varies more than the per-sample error bar says: the per-seed differences
+    per_seed = [paired_difference(a, b)[0] for a, b in zip(npz['student'], npz['edge_only'])]
+    return {'student_minus_edge_only': {'mean': d, 'se': se, 'samples': n, 'per_seed': per_seed},
+            'student_minus_baseline': {'mean': d2, 'se': se2}}
+
+
+def comparison_lines(rows, dist):
+    """The report's reading of the numbers: the ranking and the distillation effect with its standard error."""
+    a, b = dist['student_minus_edge_only'], dist['student_minus_baseline']
+    per_seed = a['per_seed']
+    seeds_line = (f' Per seed: {", ".join(f"{x:+.2f}" for x in per_seed)} mm (mean {np.mean(per_seed):+.2f} ± '
+                  f'{np.std(per_seed, ddof=1):.2f}, sample std over seeds).') if len(per_seed) > 1 else ''
+    return [f'PA-MPJPE on all samples, best first: {ranking(rows)}.',
+            f'Distillation (SEFD student − edge-only student, same test samples, seed 0): PA-MPJPE {a["mean"]:+.2f} mm '
+            f'± {a["se"]:.2f} (standard error of the per-sample differences, {a["samples"]} samples); SEFD student − '
+            f'baseline: {b["mean"]:+.2f} ± {b["se"]:.2f} mm. A difference within about two standard errors is not a '
+            f'finding.{seeds_line}']
+
+
+def git_commit():
+    """The short commit of the code that ran ('' outside a git clone); '+' when the tree had changes."""
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ''
+    return head.stdout.strip() + ('+' if dirty.stdout.strip() else '') if head.returncode == 0 else ''
 
 
 def exp_config(qs, model, seed=0):
@@ -178,16 +228,8 @@ def write_report(qs, rows, npz, ann_ids):
     total = sum(s.get('seconds', 0.0) for k, s in st.items() if k != 'report')
     spec = qs.preset.get('common') or {}
 
-    # the plain reading of the numbers, whatever the ordering
-    all_row = rows[0][2]
-    pa = {m: mean_std(all_row[m]['pa_mpjpe'])[0] for m in REPORT_ORDER}
-    ranking = ' < '.join(f'{NAMES[m]} {pa[m]:.1f}' for m in sorted(REPORT_ORDER, key=pa.get))
-    d, se, n = paired_difference(npz['student'][0], npz['edge_only'][0])
-    d2, se2, _ = paired_difference(npz['student'][0], npz['baseline'][0])
-    # between seeds training varies more than the per-sample error bar says: the per-seed differences
-    per_seed = [paired_difference(a, b)[0] for a, b in zip(npz['student'], npz['edge_only'])]
-    seeds_line = (f' Per seed: {", ".join(f"{x:+.2f}" for x in per_seed)} mm (mean {np.mean(per_seed):+.2f} ± '
-                  f'{np.std(per_seed, ddof=1):.2f}, sample std over seeds).') if len(per_seed) > 1 else ''
+    dist = distillation_summary(npz)
+    comparison = comparison_lines(rows, dist)
 
     lines = [f'# Quickstart report: scale {qs.args.scale}', '',
              f'{qs.preset.get("description", "")}. Settings: `{rel(qs.preset_path)}`; {seeds} seed(s) per model'
@@ -196,12 +238,7 @@ def write_report(qs, rows, npz, ann_ids):
     if procedural:
         lines += ['**Body model: the procedural stand-in** (no official SMPL files): the numbers are not comparable '
                   'to published ones.', '']
-    lines += ['## Metrics (mm, lower is better)', '', metrics_table(rows, reference=reference), '',
-              f'PA-MPJPE on all samples, best first: {ranking}.',
-              f'Distillation (SEFD student − edge-only student, same test samples, seed 0): PA-MPJPE {d:+.2f} mm '
-              f'± {se:.2f} (standard error of the per-sample differences, {n} samples); SEFD student − baseline: '
-              f'{d2:+.2f} ± {se2:.2f} mm. A difference within about two standard errors is not a finding.'
-              f'{seeds_line}', '',
+    lines += ['## Metrics (mm, lower is better)', '', metrics_table(rows, reference=reference), '', *comparison, '',
               *probe_section(probes),
               '## What each model saw (fairness)', '',
               '| model | starts from | epochs of its own | epochs in total | input at test time |',
@@ -248,9 +285,9 @@ def write_report(qs, rows, npz, ann_ids):
                        for k in METRICS} for m in REPORT_ORDER}} for label, count, pm in rows],
                'epochs': ep, 'train_minutes': {m: [t / 60 for t in times[m]] for m in TRAIN_ORDER},
                'total_minutes': total / 60, 'machine': mach, 'procedural_body_model': procedural,
-               'constant_mean_mesh': reference, 'probe': probes}
+               'constant_mean_mesh': reference, 'probe': probes, 'distillation': dist, 'commit': git_commit(),
+               'date': time.strftime('%Y-%m-%d', time.gmtime())}
     atomic_write_text(run / 'results.json', json.dumps(summary, indent=1))
     print('\n' + metrics_table(rows, markdown=False, reference=reference) + '\n')
-    print(f'PA-MPJPE, best first: {ranking}; distillation effect (student - edge only, seed 0): {d:+.2f} ± {se:.2f} '
-          f'mm.{seeds_line}')
+    print('\n'.join(comparison))
     print(f'report: {run / "report.md"} (figures: montage.png, curves.png, occlusion.png)')
