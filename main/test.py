@@ -13,15 +13,11 @@ and predictions: pose, shape, cam_trans, bbox, ann_id).
 import argparse
 import logging
 
-import torch
-
 from common.errors import UserError, run_cli
 from common.logger import setup_logger
 from common.paths import resolve_path
-from common.runtime import parse_gpus
-from data.dataset import get_dataset_class
 from main.checkpoint import model_from_checkpoint
-from main.tester import evaluate
+from main.tester import evaluate, setup_testing
 
 log = logging.getLogger('sefd')
 
@@ -57,12 +53,7 @@ def main(argv=None):
     model, cfg, ckpt, path = model_from_checkpoint(resolve_path(source), args.epoch, overrides, args.cfg or None)
     exp_dir = path.parent.parent if path.parent.name == 'checkpoint' else path.parent
     setup_logger(exp_dir / 'log' / 'test.log' if (exp_dir / 'log').is_dir() else None)
-    gpus = parse_gpus(args.gpu)
-    device = torch.device('cuda', gpus[0]) if gpus else torch.device('cpu')
-    model.to(device)
-    dataset = get_dataset_class(cfg.data.test_set)(cfg, 'test')
-    if len(dataset) == 0:
-        raise UserError(f'{cfg.data.test_set} test set (subset {cfg.test.subset!r}) has no samples')
+    device, dataset = setup_testing(model, cfg, args.gpu)
     if model.body_model.is_procedural:
         log.warning('procedural body model: these numbers are not comparable to published ones')
     stem = result_stem(cfg, path)

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from common.errors import UserError
 from common.io import atomic_np_save, atomic_write_text
 from common.metrics import MetricAccumulator
-from common.runtime import amp_context, to_device
+from common.runtime import amp_context, parse_gpus, to_device
+from data.dataset import get_dataset_class
 from data.loader import make_loader
 
 log = logging.getLogger('sefd')
@@ -83,6 +84,18 @@ def group_summary(values, labels):
 def _label_key(label):
     digits = ''.join(c for c in label.split('-')[0] if c.isdigit())
     return (int(digits) if digits else 0, label)
+
+
+def setup_testing(model, cfg, gpu):
+    """(device, test set) of a loaded model: the model moved to the GPU `gpu` names (common.runtime.parse_gpus; CPU
+    when none) and its config's test set, which must have samples."""
+    gpus = parse_gpus(gpu)
+    device = torch.device('cuda', gpus[0]) if gpus else torch.device('cpu')
+    model.to(device)
+    dataset = get_dataset_class(cfg.data.test_set)(cfg, 'test')
+    if len(dataset) == 0:
+        raise UserError(f'{cfg.data.test_set} test set (subset {cfg.test.subset!r}) has no samples')
+    return device, dataset
 
 
 @torch.no_grad()

@@ -23,10 +23,8 @@ from common.errors import UserError, run_cli
 from common.io import atomic_write_text
 from common.logger import setup_logger
 from common.paths import resolve_path
-from common.runtime import parse_gpus
-from data.dataset import get_dataset_class
 from main.checkpoint import model_from_checkpoint
-from main.tester import evaluate
+from main.tester import evaluate, setup_testing
 
 log = logging.getLogger('sefd')
 METRICS = ('mpjpe', 'pa_mpjpe', 'mpvpe')
@@ -149,12 +147,7 @@ def main(argv=None):
     args = parse_args(argv)
     setup_logger()
     model, cfg, _, path = model_from_checkpoint(resolve_path(args.ckpt), args.epoch, args.overrides)
-    gpus = parse_gpus(args.gpu)
-    device = torch.device('cuda', gpus[0]) if gpus else torch.device('cpu')
-    model.to(device)
-    dataset = get_dataset_class(cfg.data.test_set)(cfg, 'test')
-    if len(dataset) == 0:
-        raise UserError(f'{cfg.data.test_set} test set (subset {cfg.test.subset!r}) has no samples')
+    device, dataset = setup_testing(model, cfg, args.gpu)
     report = probe(model, dataset, cfg, device, progress=True)
     report.update(checkpoint=str(path), test_set=cfg.data.test_set, mode=cfg.mode, edge=cfg.edge.type)
     from tool.runs.report import markdown_table
