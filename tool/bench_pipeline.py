@@ -99,8 +99,9 @@ def stage_run(cfg_path, overrides, work, amp):
     t = time.perf_counter()
     rc = run_script('main/train.py', argv, log=out / 'stage.log')
     seconds = time.perf_counter() - t
-    if rc != 0:
-        raise UserError(f'main/train.py failed (exit {rc}); its output is in {out / "stage.log"}')
+    if rc != 0:   # the log goes with the temporary folder: its last lines are the message
+        tail = (out / 'stage.log').read_text(errors='replace').strip().splitlines()[-5:]
+        raise UserError(f'main/train.py failed (exit {rc}): ' + ' | '.join(tail))
     return seconds
 
 
