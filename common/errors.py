@@ -62,7 +62,8 @@ def run_cli(main):
         sys.exit(2)
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)
-        print('terminated (SIGTERM)' if terminated else 'interrupted', file=sys.stderr)
+        what = 'terminated (SIGTERM)' if terminated else 'interrupted'
+        print(f'{what} {e.args[0]}' if e.args else what, file=sys.stderr)   # args: where, and how to go on
         sys.exit(143 if terminated else 130)
     except OSError as e:
         where = f': {e.filename}' if e.filename else ''

@@ -3,7 +3,7 @@ would be emulated; the trainer's autocast and scaler follow."""
 import pytest
 import torch
 
-from common import runtime
+from common import errors, runtime
 from common.runtime import amp_context, make_scaler
 
 CPU = torch.device('cpu')
@@ -62,6 +62,10 @@ def test_machine_line_names_the_features():
      'error: No space left on device: /out/snapshot_3.pth.tar'),
     (PermissionError(13, 'Permission denied', '/ro/exp'), 1, 'error: Permission denied: /ro/exp'),
     (KeyboardInterrupt(), 130, 'interrupted'),
+    # a tool that knows where it was says so on the same line, with the interrupt's own exit code
+    (KeyboardInterrupt('during stage teacher_s0; run the same command again'), 130,
+     'interrupted during stage teacher_s0; run the same command again'),
+    (errors.Terminated('during stage data'), 143, 'terminated (SIGTERM) during stage data'),
 ])
 def test_entry_points_end_os_errors_and_interrupts_in_one_line(exc, code, line, capsys):
     from common.errors import run_cli

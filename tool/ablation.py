@@ -454,9 +454,9 @@ class Runner:
                     with ThreadPoolExecutor(self.args.jobs) as pool:
                         ok = [f.result() for f in [pool.submit(self.run_task, t) for t in phase]]
                 failed += [t for t, good in zip(phase, ok) if not good]
-        except KeyboardInterrupt:
-            raise UserError('interrupted; run the same command again: finished cells are kept, interrupted ones '
-                            'continue') from None
+        except KeyboardInterrupt as e:
+            raise type(e)('during the grid; run the same command again: finished cells are kept, interrupted ones '
+                          'continue') from None
         self.write_outputs(final=True)
         if failed:
             raise UserError(f'{len(failed)} of {len(todo)} model(s) failed ({", ".join(t.name for t in failed[:3])}'

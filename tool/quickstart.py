@@ -227,9 +227,8 @@ class Quickstart:
             t0 = time.time()
             try:
                 getattr(self, f'run_{kind}')(name, model, seed)
-            except KeyboardInterrupt:
-                raise UserError(f'interrupted during stage {name}; run the same command again to continue from '
-                                f'there') from None
+            except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: its exit code, and where to go on from
+                raise type(e)(f'during stage {name}; run the same command again to continue from there') from None
             seconds = time.time() - t0
             self.measured.append((self.units(kind, model), seconds))
             self.state.record(name, done=True, seconds=round(seconds, 1))
