@@ -544,7 +544,7 @@ class Runner:
         return '\n'.join(lines) + '\n'
 
     def chart(self, agg, path):
-        from common import vis
+        from tool.runs import charts
         cells = [(lb, st) for lb, kind, st in agg if kind == 'cell']
         refs = {lb.replace(' (reference)', ''): st for lb, kind, st in agg if kind != 'cell'}
         m = self.args.metric
@@ -564,7 +564,7 @@ class Runner:
         for full, sh in short.items():
             labels = [lb.replace(f'{full}=', f'{sh}=') for lb in labels]
         best = labels[[lb for lb, _ in cells].index(best)] if best else None
-        vis.hbar_chart(labels, panels, path, highlight=(best,),
+        charts.hbar_chart(labels, panels, path, highlight=(best,),
                         title=f'ablation {self.grid.name} (mean ± std over {self.grid.seeds} seed(s); '
                               f'dashed: references)')
 

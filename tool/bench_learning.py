@@ -175,12 +175,12 @@ def main(argv=None):
         exp = train_stage(stage, argv, args.epochs, ['--gpu', args.gpu] if args.gpu else [], what=f'candidate {name}')
         results[name] = {'description': desc, 'exp_dir': rel(exp), 'points': curve(exp, args.epochs, args.gpu),
                          'probe': probed(exp, args.epochs, args.gpu)}
-    from common import vis
+    from tool.runs import charts
     mach = machine()
     plot = Path(args.plot) if Path(args.plot).is_absolute() else ROOT / args.plot
     series = {f'{n} ({r["description"]})': ([p[0] for p in r['points']], [p[1] for p in r['points']])
               for n, r in results.items()}
-    vis.plot_curves({'PA-MPJPE (mm), synthetic test split': series}, plot, xlabel='wall time (minutes)',
+    charts.plot_curves({'PA-MPJPE (mm), synthetic test split': series}, plot, xlabel='wall time (minutes)',
                     title=f'learning speed ({mach["cores"]} cores, {mach["cpu"]})')
     lines = ['| candidate | setting | minutes | PA-MPJPE per epoch | MPJPE | PA-MPJPE, most hidden third | '
              'MPJPE, images swapped | PA-MPJPE most hidden, edge zeroed | image gate |',

@@ -78,7 +78,7 @@ def read_scalars(tb_dir):
 
 
 def draw_curves(qs, path):
-    from common import vis
+    from tool.runs import charts
     from main.model import TASK_TERMS
     task, distill, val = {}, {}, {}
     t_exp = qs.find_exp(qs.stage_dir('teacher', 0))
@@ -99,12 +99,12 @@ def draw_curves(qs, path):
     colors = {NAMES[m]: REPORT_ORDER.index(m) for m in REPORT_ORDER}
     panels = {'task loss (sum of the 3DCrowdNet terms)': task, 'distillation loss': distill,
               'validation PA-MPJPE (mm)': val}
-    vis.plot_curves(panels, path, xlabel='iteration (students: counted after the teacher\'s)', colors=colors,
+    charts.plot_curves(panels, path, xlabel='iteration (students: counted after the teacher\'s)', colors=colors,
                     title='training curves (seed 0)')
 
 
 def draw_occlusion(rows, path, seeds):
-    from common import vis
+    from tool.runs import charts
     sel = [(label, n, per_model) for label, n, per_model in rows if label == 'all' or label.startswith('occlusion')]
     groups = [f'{label.replace("occlusion ", "hidden ")}\n({n} people)' for label, n, _ in sel]
     panels = {}
@@ -114,7 +114,7 @@ def draw_occlusion(rows, path, seeds):
                        [mean_std(pm[m][k])[1] for _, _, pm in sel] if seeds > 1 else None)
             for m in REPORT_ORDER}
     colors = {NAMES[m]: REPORT_ORDER.index(m) for m in REPORT_ORDER}
-    vis.grouped_bar_chart(groups, None, path, panels=panels, colors=colors,
+    charts.grouped_bar_chart(groups, None, path, panels=panels, colors=colors,
                           title='error by occlusion level (fraction of the person hidden by others)')
 
 
