@@ -1,4 +1,4 @@
-"""Run by tests/test_training.py under torchrun (and alone): trains a tiny model with the Trainer and saves
+"""Run by tests/main/test_training.py under torchrun (and alone): trains a tiny model with the Trainer and saves
 this rank's parameters to <out>/rank<r>.pt, so the test can compare ranks and world sizes.
 
     python -m torch.distributed.run --nproc-per-node 2 tests/ddp_train.py OUT key=value ...

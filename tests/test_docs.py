@@ -151,9 +151,9 @@ def test_readme_commands_are_the_ci_and_suite_ones():
     assert re.sub(r'^python3 ', 'python ', test) == 'python -m pytest -q'
     assert 'bash requirements.sh && python -m pytest -q' in readme
     assert 'bash requirements.sh && python tool/quickstart.py' in readme
-    # the main job the README promises is the one the suite runs end to end (tests/test_quickstart.py, at its
+    # the main job the README promises is the one the suite runs end to end (tests/tool/test_quickstart.py, at its
     # smallest scale) and the one whose results the README shows (the default scale, small)
-    assert "'tool/quickstart.py'" in (ROOT / 'tests' / 'test_quickstart.py').read_text()
+    assert "'tool/quickstart.py'" in (ROOT / 'tests' / 'tool' / 'test_quickstart.py').read_text()
     from tool.quickstart import parse_args
     assert parse_args([]).scale == 'small'
     assert json.loads((ROOT / 'assets' / 'quickstart' / 'results.json').read_text())['scale'] == 'small'

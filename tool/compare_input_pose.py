@@ -7,7 +7,7 @@ For the training split in both data.input_pose modes (detector: the test-time de
 3DCrowdNet's PoseFix input with clean GT on every other joint) and for the test split's recorded detections: per
 SMPL-30 joint the fraction of samples where it is given (its heatmap is drawn) and the median distance of a given
 joint from the true one, in percent of the body's 2D extent. The synthetic set only (its test split records its
-detector's input); tests/test_input_pose.py holds the detector mode to the test rates.
+detector's input); tests/data/test_input_pose.py holds the detector mode to the test rates.
 """
 import argparse
 from pathlib import Path

@@ -4,7 +4,7 @@ OpenGL through `moderngl` on a headless EGL context: Mesa llvmpipe on a CPU mach
 driver's EGL on a GPU machine. Ids are written to integer attachments with no multisampling, so they
 are exact (never blended at silhouettes).
 
-Conventions (pinned by tests/test_render.py)
+Conventions (pinned by tests/common/test_render.py)
 - Vertices are in CAMERA coordinates, metres, OpenCV axes: x right, y down, z forward.
 - Projection is the pinhole x_pix = fx*X/Z + cx, y_pix = fy*Y/Z + cy in the OpenCV pixel convention
   of every camera and cv2 warp in the data pipeline (common/pipeline/preprocessing.py): pixel CENTRES sit
