@@ -24,6 +24,13 @@ def renderer():
     return render.Renderer()
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that use the renderer carry the `renderer` marker (-m "not renderer" on a machine without EGL)."""
+    for item in items:
+        if 'renderer' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.renderer)
+
+
 def tree_state():
     """git's view of the working tree (changed and untracked files, ignored ones left out), or None outside a clone."""
     try:

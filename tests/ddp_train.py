@@ -18,7 +18,9 @@ from main.trainer import Trainer
 def main():
     out, overrides = Path(sys.argv[1]), sys.argv[2:]
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
-    device = init_process(rank, world)
+    # SEFD_DDP_GPU=1 (tests/test_gpu.py): one GPU per rank, NCCL; else the CPU and gloo
+    gpu = int(os.environ.get('LOCAL_RANK', rank)) if os.environ.get('SEFD_DDP_GPU') == '1' else None
+    device = init_process(rank, world, gpu)
     cfg = load_config('assets/yaml/tiny_cpu.yml', overrides)
     torch.manual_seed(cfg.train.seed)
     exp = out / 'exp'
