@@ -104,6 +104,15 @@ def _smpl(p):
     return {'pose': p.pose.tolist(), 'shape': p.shape.tolist(), 'trans': p.trans.tolist()}
 
 
+def write_smpl_regressors(root, a):
+    """The two extra joint regressors of 3DCrowdNet's SMPL folder (J_regressor_extra.npy: row 3 on the landmark
+    vertex; J_regressor_h36m_correct.npy) for the body arrays `a`, as the official files are laid out."""
+    extra = np.zeros((9, len(a['v_template'])))
+    extra[3, a['landmark_vertex_ids'][-1]] = 1.0
+    np.save(root / 'J_regressor_extra.npy', extra)
+    np.save(root / 'J_regressor_h36m_correct.npy', a['J_regressor_h36m'].astype(np.float64))
+
+
 def write_pw3d(root, num_images=2, people=3, seed=0, images=True, split='test', sequence='courtyard_hug_00',
                image_root=None):
     """data/PW3D/data/3DPW_latest_<split>.json + data/imageFiles/<sequence>/image_XXXXX.jpg (3DCrowdNet layout)."""

@@ -12,6 +12,7 @@ from common.body import smpl
 from common.body.joint_sets import H36M17, SMPL30, SMPL_24, SMPL_PARENTS
 from common.body.smpl import BodyModel, find_official_model, get_body_model, save_npz
 from common.errors import UserError
+from tests import fixtures
 
 N = 1000
 
@@ -346,11 +347,7 @@ def write_official(root, a, regressors=True):
     keys = ('v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights', 'kintree_table', 'f')
     save_npz(root / 'smpl' / 'SMPL_NEUTRAL.npz', {k: a[k] for k in keys})
     if regressors:
-        V = len(a['v_template'])
-        extra = np.zeros((9, V))
-        extra[3, a['landmark_vertex_ids'][-1]] = 1.0
-        np.save(root / 'J_regressor_extra.npy', extra)
-        np.save(root / 'J_regressor_h36m_correct.npy', a['J_regressor_h36m'].astype(np.float64))
+        fixtures.write_smpl_regressors(root, a)
 
 
 def test_official_code_path(tmp_path, official_sized):

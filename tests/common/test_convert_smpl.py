@@ -15,6 +15,7 @@ from common.body import smpl
 from common.body.smpl import BodyModel, load_model_arrays, read_smpl_pickle
 from common.errors import UserError
 from common.paths import ROOT
+from tests import fixtures
 
 TOOL = ROOT / 'tool' / 'convert_smpl.py'
 
@@ -80,14 +81,6 @@ def write_official_pkl(path, a, **override):
                 sys.modules[k] = m
 
 
-def write_regressors(root, a):
-    V = len(a['v_template'])
-    extra = np.zeros((9, V))
-    extra[3, a['landmark_vertex_ids'][-1]] = 1.0
-    np.save(root / 'J_regressor_extra.npy', extra)
-    np.save(root / 'J_regressor_h36m_correct.npy', a['J_regressor_h36m'].astype(np.float64))
-
-
 def test_reads_official_pickle_without_chumpy(tmp_path, source):
     pkl = tmp_path / 'basicModel_neutral_lbs_10_207_0_v1.0.0.pkl'
     write_official_pkl(pkl, source)
@@ -116,7 +109,7 @@ def test_convert_then_load_gives_the_same_body(tmp_path, source):
         assert set(z.files) == {'v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights',
                                 'kintree_table', 'f', 'J'}
         assert z['J_regressor'].dtype == np.float64 and z['J_regressor'].shape[0] == 24
-    write_regressors(model_dir, source)
+    fixtures.write_smpl_regressors(model_dir, source)
     converted = BodyModel('neutral', model_dir)
     assert not converted.is_procedural and converted.model_path == npz
     # the same arrays loaded as the procedural model
