@@ -146,6 +146,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logger()
+    out = resolve_path(args.out) if args.out else None
+    if out is not None:   # before minutes of testing: a folder that cannot be made fails now, in one line
+        out.parent.mkdir(parents=True, exist_ok=True)
     model, cfg, _, path = model_from_checkpoint(resolve_path(args.ckpt), args.epoch, args.overrides)
     device, dataset = setup_testing(model, cfg, args.gpu)
     report = probe(model, dataset, cfg, device, progress=True)
@@ -154,9 +157,7 @@ def main(argv=None):
     gate = '' if report['gate'] is None else f'; RotationNet image gate {report["gate"]:+.4f}'
     print(f'\n{path} ({cfg.mode}, edge {cfg.edge.type}{gate}), mm:\n')
     print(markdown_table(HEAD, table_rows(report)))
-    if args.out:
-        out = resolve_path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         atomic_write_text(out, json.dumps(report, indent=1))
         log.info(f'written to {out}')
     return report
