@@ -1,7 +1,10 @@
 """Run by tests/main/test_training.py under torchrun (and alone): trains a tiny model with the Trainer and saves
 this rank's parameters to <out>/rank<r>.pt, so the test can compare ranks and world sizes.
 
-    python -m torch.distributed.run --nproc-per-node 2 tests/ddp_train.py OUT key=value ...
+    python -m torch.distributed.run --nproc-per-node 2 -m tests.ddp_train OUT key=value ...
+
+Run as a module from the repository root: as a script, its folder would come first on sys.path, where tests/common
+would stand in for the project's common package.
 """
 import os
 import sys

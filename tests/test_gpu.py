@@ -53,7 +53,7 @@ def test_two_nccl_ranks_end_with_the_same_weights(data_root, tmp_path):
     over = TINY + [f'data.root={data_root}', 'data.train_sets_3d=[Synthetic]', 'data.train_sets_2d=[]',
                    'train.end_epoch=1', 'train.batch_size=2', 'train.vis_every=0', 'train.ckpt_every=0',
                    'train.val_every=0']
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', 'tests/ddp_train.py',
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '-m', 'tests.ddp_train',
                         str(tmp_path)] + over, cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env=dict(os.environ, SEFD_DDP_GPU='1'))
     assert r.returncode == 0, r.stderr[-3000:]

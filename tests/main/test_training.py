@@ -161,7 +161,7 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(data_root, tmp_path
     (One process with a plain batch of 4 would differ: BatchNorm normalises each rank's shard by its own statistics.)"""
     over = TINY + [f'data.root={data_root}', 'train.end_epoch=2', 'train.batch_size=2', 'train.vis_every=0',
                    'train.ckpt_every=0', 'data.num_workers=0']
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', 'tests/ddp_train.py',
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '-m', 'tests.ddp_train',
                         str(tmp_path)] + over, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [torch.load(tmp_path / f'rank{k}.pt') for k in (0, 1)]
