@@ -159,7 +159,11 @@ class BaseDataset(Dataset):
         return len(self.records)
 
     def body(self, gender='neutral'):
-        return body_model(self.cfg.model, gender)
+        """This dataset's own body model (built once: samples ask for it each time)."""
+        bodies = self.__dict__.setdefault('_bodies', {})
+        if gender not in bodies:
+            bodies[gender] = body_model(self.cfg.model, gender)
+        return bodies[gender]
 
     @property
     def published_crops(self):

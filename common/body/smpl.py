@@ -490,32 +490,26 @@ class BodyModel(torch.nn.Module):
         return f'{kind} SMPL, gender={self.gender}, vertices={self.num_vertices}, file={self.model_path}'
 
 
-_cache = {}
+_loaded = {}   # (gender, model_dir, vertices) -> a BodyModel never handed out: the file read / generation done once
 
 
 def get_body_model(gender='neutral', model_dir=None, procedural_vertices=3000, device=None):
-    """A shared BodyModel, built once per (gender, model_dir, procedural_vertices) on CPU.
-
-    The cached instance is shared: do not move it in place (`model.to('cuda')` would move everyone's).
-    Pass `device=` to get a (cached) copy on that device, or `copy.deepcopy(model).to(device)`.
+    """A BodyModel of its own for each call (on `device`, default CPU): moving or changing it affects no other
+    caller. Reading or generating the model happens once per (gender, model_dir, procedural_vertices); each call
+    copies its tensors (a few MB), so a caller that needs one per sample keeps the one it got.
     """
+    import copy
     gender = _gender(gender)
     official = find_official_model(model_dir, gender) is not None
     key = (gender, str(_model_dir(model_dir)), 0 if official else int(procedural_vertices))
     with _lock:
-        if key not in _cache:
-            _cache[key] = BodyModel(gender, model_dir, procedural_vertices)
-        model = _cache[key]
-        if device is None or torch.device(device) == torch.device('cpu'):
-            return model
-        dkey = key + (str(torch.device(device)),)
-        if dkey not in _cache:
-            import copy
-            _cache[dkey] = copy.deepcopy(model).to(device)
-        return _cache[dkey]
+        if key not in _loaded:
+            _loaded[key] = BodyModel(gender, model_dir, procedural_vertices)
+        model = copy.deepcopy(_loaded[key])
+    return model if device is None else model.to(device)
 
 
 def body_model(model_cfg, gender='neutral'):
-    """The shared BodyModel a config asks for (model.smpl_dir: official files there, else the procedural stand-in
+    """A BodyModel of the caller's own as a config asks for (model.smpl_dir: official files there, else the procedural stand-in
     with model.procedural_vertices vertices)."""
     return get_body_model(gender, model_cfg.smpl_dir or None, model_cfg.procedural_vertices)
