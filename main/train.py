@@ -168,11 +168,11 @@ def main(argv=None):
         mp.spawn(spawned, args=(len(gpus), gpus, args, free_port()), nprocs=len(gpus))
     except mp.ProcessExitedException as e:  # a rank died; spawn has stopped the others
         raise UserError(f'DDP rank {e.error_index} (GPU {gpus[e.error_index]}) exited with code {e.exit_code}; '
-                        f'the whole job was stopped (its error, if any, is printed above)') from None
+                        f'the whole job was stopped (its error, if any, is printed above)') from e
     except mp.ProcessRaisedException as e:
         last = str(e).strip().splitlines()[-1]
         raise UserError(f'DDP rank {e.error_index} (GPU {gpus[e.error_index]}) failed: {last}; the whole job was '
-                        f'stopped') from None
+                        f'stopped') from e
 
 
 def cli():

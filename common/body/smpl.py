@@ -151,7 +151,7 @@ def _sparse_to_dense(obj, key, path):
             raise KeyError(fmt)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f'{path}: cannot rebuild the sparse matrix {key!r} ({e}); the file is corrupt or '
-                        f'not an SMPL model file') from None
+                        f'not an SMPL model file') from e
     return np.asarray(m.toarray())
 
 
@@ -183,7 +183,7 @@ def read_smpl_pickle(path):
         raise UserError(f'{path}: no such file') from None
     except Exception as e:  # any unpickling failure means a damaged or foreign file
         raise UserError(f'{path}: cannot read it as an SMPL pkl ({type(e).__name__}: {e}); '
-                        f're-download it from https://smpl.is.tue.mpg.de') from None
+                        f're-download it from https://smpl.is.tue.mpg.de') from e
     if not isinstance(data, dict):
         raise UserError(f'{path}: holds a {type(data).__name__}, not the dict of an SMPL model file')
     out = {}
@@ -212,7 +212,7 @@ def _read_npz(path):
         raise UserError(f'{path}: no such file') from None
     except Exception as e:
         raise UserError(f'{path}: cannot read it as an npz model file ({type(e).__name__}: {e}); '
-                        f'regenerate it (python tool/convert_smpl.py) or delete it') from None
+                        f'regenerate it (python tool/convert_smpl.py) or delete it') from e
 
 
 def validate_model_arrays(arrays, path):
@@ -351,7 +351,7 @@ def _official_regressors(model_dir, num_vertices, model_path):
         try:
             r = np.load(p, allow_pickle=False)
         except Exception as e:
-            raise UserError(f'{p}: cannot read it ({type(e).__name__}: {e}); re-download it') from None
+            raise UserError(f'{p}: cannot read it ({type(e).__name__}: {e}); re-download it') from e
         if hasattr(r, 'toarray'):
             r = r.toarray()
         if r.ndim != 2 or r.shape[1] != num_vertices or (rows and r.shape[0] != rows) or \
@@ -510,6 +510,6 @@ def get_body_model(gender='neutral', model_dir=None, procedural_vertices=3000, d
 
 
 def body_model(model_cfg, gender='neutral'):
-    """A BodyModel of the caller's own as a config asks for (model.smpl_dir: official files there, else the procedural stand-in
-    with model.procedural_vertices vertices)."""
+    """A BodyModel of the caller's own as a config asks for (model.smpl_dir: official files there, else the procedural
+    stand-in with model.procedural_vertices vertices)."""
     return get_body_model(gender, model_cfg.smpl_dir or None, model_cfg.procedural_vertices)

@@ -131,7 +131,7 @@ class _GLState:
         try:
             import moderngl
         except ImportError as e:
-            raise UserError(f'the renderer needs moderngl ({e}); install it with: pip install moderngl') from None
+            raise UserError(f'the renderer needs moderngl ({e}); install it with: pip install moderngl') from e
         try:
             self.ctx = moderngl.create_standalone_context(backend='egl')
             self.egl = _EGL()
