@@ -41,10 +41,10 @@ def _atomic(path, write):
         # a failed write names the file it was for, whatever the writer calls it: os names no file for a write to
         # an open file and the temporary for a failed rename, torch.save reports a full disk as a RuntimeError
         if isinstance(e, OSError) and e.filename in (None, tmp):
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         if isinstance(e, RuntimeError) and TORCH_WRITE_FAILED.search(str(e)):
             detail = str(e).strip().splitlines()[0][:120]
-            raise OSError(errno.EIO, f'writing failed, is the disk full? ({detail})', str(path)) from None
+            raise OSError(errno.EIO, f'writing failed, is the disk full? ({detail})', str(path)) from e
         raise
     return path
 
@@ -107,11 +107,11 @@ def load_torch_file(path, what='checkpoint'):
         names = re.findall(r'GLOBAL ([\w.]+)', str(e))
         if names:
             raise UserError(f'{what} {path} is refused: it holds {", ".join(names[:4])}, which loading would have to '
-                            f'run (files are read weights-only); save its state dict alone with torch.save') from None
-        detail = 'no torch data in it'   # torch's own text here suggests weights_only=False: not for these files
+                            f'run (files are read weights-only); save its state dict alone with torch.save') from e
+        detail, cause = 'no torch data in it', e   # torch's own text here suggests weights_only=False: not for these
     except Exception as e:  # noqa: BLE001 - any other failure means an unreadable file
-        detail = f'{type(e).__name__}: {str(e).splitlines()[0][:160]}'
-    raise UserError(f'cannot read {what} {path}: {detail} (the file is corrupt or not a torch checkpoint)')
+        detail, cause = f'{type(e).__name__}: {str(e).splitlines()[0][:160]}', e
+    raise UserError(f'cannot read {what} {path}: {detail} (the file is corrupt or not a torch checkpoint)') from cause
 
 
 # A file from outside may expand this much when read: compressed zip entries (a torch checkpoint, an npz) hold any

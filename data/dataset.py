@@ -159,7 +159,11 @@ class BaseDataset(Dataset):
         return len(self.records)
 
     def body(self, gender='neutral'):
-        return body_model(self.cfg.model, gender)
+        """This dataset's own body model (built once: samples ask for it each time)."""
+        bodies = self.__dict__.setdefault('_bodies', {})
+        if gender not in bodies:
+            bodies[gender] = body_model(self.cfg.model, gender)
+        return bodies[gender]
 
     @property
     def published_crops(self):
@@ -176,7 +180,7 @@ class BaseDataset(Dataset):
             except pre.BadSample as e:
                 if self.cfg.data.on_bad_sample == 'error':
                     raise UserError(f'{self.name} {self.split}: {e} (set data.on_bad_sample=skip to skip such '
-                                    f'samples)') from None
+                                    f'samples)') from e
                 self.bad.add(index)
                 if self.tell_bad():
                     log.warning(f'{self.name} {self.split}: left out a bad sample ({e}); {len(self.bad)} so far')
@@ -189,7 +193,7 @@ class BaseDataset(Dataset):
                 return self.get_sample(self.records[i], np.random.default_rng(int(torch.randint(2 ** 62, (1,)))))
             except pre.BadSample as e:
                 if self.cfg.data.on_bad_sample == 'error':
-                    raise UserError(f'{self.name}: {e} (set data.on_bad_sample=skip to skip such samples)') from None
+                    raise UserError(f'{self.name}: {e} (set data.on_bad_sample=skip to skip such samples)') from e
                 self.bad.add(i)
                 if self.tell_bad():
                     log.warning(f'{self.name}: skipped a bad sample ({e}); {len(self.bad)} so far')

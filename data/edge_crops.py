@@ -64,10 +64,16 @@ class EdgeCrops(Dataset):
     def meshes(self, s):
         if s not in self._meshes:
             scene = self.scenes[s]
-            bodies = {g: get_body_model(g, self.model_dir) for g in {p.gender for p in scene.people} | {'neutral'}}
+            bodies = {g: self.body(g) for g in {p.gender for p in scene.people} | {'neutral'}}
             meshes, f, c = scene_meshes(scene, bodies)
             self._meshes[s] = (meshes, bodies['neutral'].faces, f, c)
         return self._meshes[s]
+
+    def body(self, gender):
+        bodies = self.__dict__.setdefault('_bodies', {})
+        if gender not in bodies:
+            bodies[gender] = get_body_model(gender, self.model_dir)
+        return bodies[gender]
 
     def __getitem__(self, index):
         index, seed = index if isinstance(index, tuple) else (index, None)

@@ -190,7 +190,7 @@ def load_json(path, layout_hint):
         with open(path) as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f'annotation file {path} is not valid JSON ({e}); re-download or regenerate it') from None
+        raise UserError(f'annotation file {path} is not valid JSON ({e}); re-download or regenerate it') from e
 
 
 def box_of(value, where):
@@ -227,7 +227,7 @@ def smpl_of(entry, where):
         shape = np.asarray(entry['shape'], np.float64).reshape(-1)[:10]
         trans = np.asarray(entry.get('trans', np.zeros(3)), np.float64).reshape(3)
     except (KeyError, ValueError) as e:
-        raise ValueError(f'{where}: malformed SMPL parameters ({e})') from None
+        raise ValueError(f'{where}: malformed SMPL parameters ({e})') from e
     if shape.size < 10:
         shape = np.pad(shape, (0, 10 - shape.size))
     if not (np.isfinite(pose).all() and np.isfinite(shape).all() and np.isfinite(trans).all()):

@@ -94,7 +94,7 @@ def read_images(items, single):
             out[name] = pre.load_img(path)
         except pre.BadSample as e:
             if single:
-                raise UserError(f'cannot read image {path}: {e.reason}') from None
+                raise UserError(f'cannot read image {path}: {e.reason}') from e
             print(f'warning: skipped {path}: {e.reason}', file=sys.stderr)
     if not out:
         raise UserError(f'none of the {len(items)} image(s) could be read ({items[0][1]}, ...)')
@@ -133,8 +133,8 @@ def _keypoints(person, where):
     kp = person.get('keypoints', person.get('coco_joints')) if isinstance(person, dict) else person
     try:
         a = np.asarray(kp, np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise UserError(f'{where}: keypoints are not numbers') from None
+    except (TypeError, ValueError) as e:
+        raise UserError(f'{where}: keypoints are not numbers') from e
     if not np.isfinite(a).all():
         raise UserError(f'{where}: keypoints that are not finite numbers (NaN or inf)')
     if a.size == 34:   # x, y without scores
@@ -158,7 +158,7 @@ def read_pose_json(path, names):
     except FileNotFoundError:
         raise UserError(f'--pose-json {path}: no such file') from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f'--pose-json {path}: not valid JSON ({str(e).splitlines()[0]})') from None
+        raise UserError(f'--pose-json {path}: not valid JSON ({str(e).splitlines()[0]})') from e
     entries = []   # (image key candidates, person)
     if isinstance(db, dict) and 'annotations' in db:
         files = {img.get('id'): img.get('file_name', '') for img in db.get('images', []) if isinstance(img, dict)}

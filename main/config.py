@@ -417,7 +417,7 @@ def read_yaml(yaml_path):
     try:
         mapping = load_yaml_bounded(path.read_text(), f'config file {path}')
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0][:160]}') from None
+        raise UserError(f'config file {path} is not valid YAML: {str(e).splitlines()[0][:160]}') from e
     if mapping is None:   # an empty file would silently train every default
         raise UserError(f'config file {path} is empty; an experiment file sets at least mode and the data sets '
                         f'(examples: assets/yaml/)')

@@ -88,9 +88,9 @@ class Model(nn.Module):
             # 3DCrowdNet/SEFD snapshots carry the decoder: its weights arrive with the model's state dict
             self.vposer = VPoserDecoder() if mc.vposer_ckpt == VPOSER_FROM_CHECKPOINT else \
                 load_vposer_v1(resolve_path(mc.vposer_ckpt))
-        # a constant of the run (no persistent buffers, never in checkpoints); our own copy, since the
-        # cached instance is shared and .to(device) would move it for everyone
-        self.body_model = copy.deepcopy(body_model or default_body_model(mc))
+        # a constant of the run (no persistent buffers, never in checkpoints); a given one is copied, since
+        # .to(device) would move the caller's
+        self.body_model = copy.deepcopy(body_model) if body_model is not None else default_body_model(mc)
         self.register_buffer('graph15_idx', GRAPH15_IN_SMPL30.clone(), persistent=False)
         self.root_idx = SMPL30.root_idx
         self.coord_loss, self.param_loss = CoordLoss(), ParamLoss()

@@ -141,7 +141,7 @@ def convert_rotation_net(sd, path):
         net.load_state_dict(renamed)
     except RuntimeError as e:
         raise UserError(f'{path}: its rotation_net does not have the 3DCrowdNet layout '
-                        f'({str(e).splitlines()[1].strip()[:160]})') from None
+                        f'({str(e).splitlines()[1].strip()[:160]})') from e
     return net.state_dict()
 
 

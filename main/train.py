@@ -91,22 +91,20 @@ def prepare(args):
     return load_config(args.cfg, overrides_of(args)), None, None, None
 
 
-HELD_LOCKS = []
-
-
+@contextlib.contextmanager
 def lock_experiment(exp_dir):
-    """An exclusive lock on exp_dir/.lock for as long as this process runs: two trainings of one experiment (two
-    `--continue` at once) would write each other's checkpoints. A POSIX record lock: forked loader workers do not
-    inherit it, so it ends with this process even when a worker outlives it for a moment (after a SIGKILL)."""
+    """An exclusive lock on exp_dir/.lock while the block runs: two trainings of one experiment (two `--continue`
+    at once) would write each other's checkpoints. A POSIX record lock: the kernel drops it when this process ends
+    however it ends (SIGKILL too), and forked loader workers do not inherit it, so it ends with this process even
+    when a worker outlives it for a moment."""
     import fcntl
-    f = open(exp_dir / '.lock', 'a')
-    try:
-        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        raise UserError(f'{exp_dir} is being trained by another process (it holds {exp_dir / ".lock"}); wait for '
-                        f'it or stop it') from None
-    return f
+    with open(exp_dir / '.lock', 'a') as f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            raise UserError(f'{exp_dir} is being trained by another process (it holds {exp_dir / ".lock"}); wait '
+                            f'for it or stop it') from e
+        yield
 
 
 def validation_set(cfg):
@@ -136,21 +134,22 @@ def worker(rank, world_size, gpus, args, port):
         if world_size > 1:
             dist.broadcast_object_list(shared, src=0)
         exp_dir = shared[0]
-    try:   # from the folder's first file on: an interrupt at any point leaves no folder without a checkpoint
-        log = setup_logger(exp_dir / 'log' / 'train.log', rank)
-        if rank == 0:
-            HELD_LOCKS.append(lock_experiment(exp_dir))   # held until the process ends
-        torch.manual_seed(cfg.train.seed + rank)
-        log.info(f'experiment {exp_dir}; {world_size} process(es); this one on {device}')
-        Trainer(cfg, exp_dir, dataset, device, rank, world_size, resume, val, start).train()
-    except BaseException:
-        # a run that never wrote a checkpoint leaves nothing behind
-        if new and rank == 0 and not any((exp_dir / 'checkpoint').glob('*.pth.tar')):
-            shutil.rmtree(exp_dir, ignore_errors=True)
-            if made_output_dir:   # and the output folder this run made, left empty
-                with contextlib.suppress(OSError):
-                    exp_dir.parent.rmdir()
-        raise
+    with contextlib.ExitStack() as held:   # rank 0 holds the experiment's lock while it trains and cleans up
+        try:   # from the folder's first file on: an interrupt at any point leaves no folder without a checkpoint
+            log = setup_logger(exp_dir / 'log' / 'train.log', rank)
+            if rank == 0:
+                held.enter_context(lock_experiment(exp_dir))
+            torch.manual_seed(cfg.train.seed + rank)
+            log.info(f'experiment {exp_dir}; {world_size} process(es); this one on {device}')
+            Trainer(cfg, exp_dir, dataset, device, rank, world_size, resume, val, start).train()
+        except BaseException:
+            # a run that never wrote a checkpoint leaves nothing behind
+            if new and rank == 0 and not any((exp_dir / 'checkpoint').glob('*.pth.tar')):
+                shutil.rmtree(exp_dir, ignore_errors=True)
+                if made_output_dir:   # and the output folder this run made, left empty
+                    with contextlib.suppress(OSError):
+                        exp_dir.parent.rmdir()
+            raise
     if world_size > 1:
         dist.destroy_process_group()
     return exp_dir
@@ -169,11 +168,11 @@ def main(argv=None):
         mp.spawn(spawned, args=(len(gpus), gpus, args, free_port()), nprocs=len(gpus))
     except mp.ProcessExitedException as e:  # a rank died; spawn has stopped the others
         raise UserError(f'DDP rank {e.error_index} (GPU {gpus[e.error_index]}) exited with code {e.exit_code}; '
-                        f'the whole job was stopped (its error, if any, is printed above)') from None
+                        f'the whole job was stopped (its error, if any, is printed above)') from e
     except mp.ProcessRaisedException as e:
         last = str(e).strip().splitlines()[-1]
         raise UserError(f'DDP rank {e.error_index} (GPU {gpus[e.error_index]}) failed: {last}; the whole job was '
-                        f'stopped') from None
+                        f'stopped') from e
 
 
 def cli():

@@ -45,7 +45,7 @@ def load_summary(scale, root=ROOT):
         raise UserError(f'{path.relative_to(root)} not found: copy results.json of a finished `python '
                         f'tool/quickstart.py --scale {scale}` run (output/quickstart_{scale}/) there') from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f'{path.relative_to(root)} is not a results file of tool/quickstart.py ({e})') from None
+        raise UserError(f'{path.relative_to(root)} is not a results file of tool/quickstart.py ({e})') from e
 
 
 def publish(run, root=ROOT):
@@ -57,7 +57,7 @@ def publish(run, root=ROOT):
     try:
         scale = json.loads((run / 'results.json').read_text())['scale']
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise UserError(f'{run / "results.json"} is not a results file of tool/quickstart.py ({e})') from None
+        raise UserError(f'{run / "results.json"} is not a results file of tool/quickstart.py ({e})') from e
     if not re.fullmatch(r'[a-z]+', str(scale)):
         raise UserError(f'{run / "results.json"}: scale {scale!r} is not a quickstart scale')
     dest = run_folder(scale, root)

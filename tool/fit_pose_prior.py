@@ -82,7 +82,7 @@ def main(argv=None):
     try:
         atomic_np_save(out, log_weights=logw, means=means, covariances=covs, about=np.array(about))
     except OSError as e:
-        raise UserError(f'cannot write {out}: {e.strerror or e}') from None
+        raise UserError(f'cannot write {out}: {e.strerror or e}') from e
     mean_ll = float(np.mean(np.logaddexp.reduce(
         np.stack([logw[j] + gaussian_logpdf(x, means[j], covs[j]) for j in range(len(logw))], 1), axis=1)))
     print(f'{out}: {args.components} components over {x.shape[1]} dims, mean log-likelihood {mean_ll:.1f} on '

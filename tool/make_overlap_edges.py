@@ -14,6 +14,7 @@ Bad entries (a missing camera field, NaN parameters, an unreadable annotation fi
 line each, counted, and the rest goes on.
 """
 import argparse
+import functools
 import importlib
 import multiprocessing as mp
 import sys
@@ -39,7 +40,7 @@ def _init_worker(smpl_dir, vertices, method, occluding):
     from common.body.smpl import get_body_model
     from common.render.renderer import Renderer
     _worker.update(renderer=Renderer(), method=method, occluding=occluding,
-                   bodies=lambda g: get_body_model(g, smpl_dir, vertices))
+                   bodies=functools.cache(lambda g: get_body_model(g, smpl_dir, vertices)))
 
 
 def valid_file(path, width, height):

@@ -389,7 +389,7 @@ def check_real_datasets(qs):
                 get_dataset_class(name)(cfg, split)
             except UserError as e:
                 raise UserError(f'--scale full needs the real datasets (docs/data.md): {name} {split}: {e}; '
-                                f'without them, run --scale small (synthetic crowds)') from None
+                                f'without them, run --scale small (synthetic crowds)') from e
 
 
 def main(argv=None):

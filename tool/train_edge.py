@@ -80,7 +80,7 @@ def check_out(out):
         with tempfile.TemporaryFile(dir=out.parent):
             pass
     except OSError as e:   # read-only, no rights: named by its folder
-        raise OSError(e.errno, e.strerror, str(out.parent)) from None
+        raise OSError(e.errno, e.strerror, str(out.parent)) from e
 
 
 def build(kind, training):

@@ -46,7 +46,7 @@ class PosePrior(torch.nn.Module):
             raise UserError(f'the pose prior {path} is missing: python tool/fit_pose_prior.py makes it') from None
         except (OSError, KeyError, ValueError) as e:
             raise UserError(f'cannot read the pose prior {path} ({e}): python tool/fit_pose_prior.py remakes it') \
-                from None
+                from e
         k, d = means.shape
         if d != PRIOR_DIMS or covs.shape != (k, d, d) or logw.shape != (k,) or not np.isfinite(covs).all():
             raise UserError(f'{path} is not a pose prior over {PRIOR_DIMS} dims: python tool/fit_pose_prior.py '

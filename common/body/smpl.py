@@ -151,7 +151,7 @@ def _sparse_to_dense(obj, key, path):
             raise KeyError(fmt)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f'{path}: cannot rebuild the sparse matrix {key!r} ({e}); the file is corrupt or '
-                        f'not an SMPL model file') from None
+                        f'not an SMPL model file') from e
     return np.asarray(m.toarray())
 
 
@@ -183,7 +183,7 @@ def read_smpl_pickle(path):
         raise UserError(f'{path}: no such file') from None
     except Exception as e:  # any unpickling failure means a damaged or foreign file
         raise UserError(f'{path}: cannot read it as an SMPL pkl ({type(e).__name__}: {e}); '
-                        f're-download it from https://smpl.is.tue.mpg.de') from None
+                        f're-download it from https://smpl.is.tue.mpg.de') from e
     if not isinstance(data, dict):
         raise UserError(f'{path}: holds a {type(data).__name__}, not the dict of an SMPL model file')
     out = {}
@@ -212,7 +212,7 @@ def _read_npz(path):
         raise UserError(f'{path}: no such file') from None
     except Exception as e:
         raise UserError(f'{path}: cannot read it as an npz model file ({type(e).__name__}: {e}); '
-                        f'regenerate it (python tool/convert_smpl.py) or delete it') from None
+                        f'regenerate it (python tool/convert_smpl.py) or delete it') from e
 
 
 def validate_model_arrays(arrays, path):
@@ -351,7 +351,7 @@ def _official_regressors(model_dir, num_vertices, model_path):
         try:
             r = np.load(p, allow_pickle=False)
         except Exception as e:
-            raise UserError(f'{p}: cannot read it ({type(e).__name__}: {e}); re-download it') from None
+            raise UserError(f'{p}: cannot read it ({type(e).__name__}: {e}); re-download it') from e
         if hasattr(r, 'toarray'):
             r = r.toarray()
         if r.ndim != 2 or r.shape[1] != num_vertices or (rows and r.shape[0] != rows) or \
@@ -490,32 +490,26 @@ class BodyModel(torch.nn.Module):
         return f'{kind} SMPL, gender={self.gender}, vertices={self.num_vertices}, file={self.model_path}'
 
 
-_cache = {}
+_loaded = {}   # (gender, model_dir, vertices) -> a BodyModel never handed out: the file read / generation done once
 
 
 def get_body_model(gender='neutral', model_dir=None, procedural_vertices=3000, device=None):
-    """A shared BodyModel, built once per (gender, model_dir, procedural_vertices) on CPU.
-
-    The cached instance is shared: do not move it in place (`model.to('cuda')` would move everyone's).
-    Pass `device=` to get a (cached) copy on that device, or `copy.deepcopy(model).to(device)`.
+    """A BodyModel of its own for each call (on `device`, default CPU): moving or changing it affects no other
+    caller. Reading or generating the model happens once per (gender, model_dir, procedural_vertices); each call
+    copies its tensors (a few MB), so a caller that needs one per sample keeps the one it got.
     """
+    import copy
     gender = _gender(gender)
     official = find_official_model(model_dir, gender) is not None
     key = (gender, str(_model_dir(model_dir)), 0 if official else int(procedural_vertices))
     with _lock:
-        if key not in _cache:
-            _cache[key] = BodyModel(gender, model_dir, procedural_vertices)
-        model = _cache[key]
-        if device is None or torch.device(device) == torch.device('cpu'):
-            return model
-        dkey = key + (str(torch.device(device)),)
-        if dkey not in _cache:
-            import copy
-            _cache[dkey] = copy.deepcopy(model).to(device)
-        return _cache[dkey]
+        if key not in _loaded:
+            _loaded[key] = BodyModel(gender, model_dir, procedural_vertices)
+        model = copy.deepcopy(_loaded[key])
+    return model if device is None else model.to(device)
 
 
 def body_model(model_cfg, gender='neutral'):
-    """The shared BodyModel a config asks for (model.smpl_dir: official files there, else the procedural stand-in
-    with model.procedural_vertices vertices)."""
+    """A BodyModel of the caller's own as a config asks for (model.smpl_dir: official files there, else the procedural
+    stand-in with model.procedural_vertices vertices)."""
     return get_body_model(gender, model_cfg.smpl_dir or None, model_cfg.procedural_vertices)

@@ -75,7 +75,7 @@ def load_img(path, dtype=np.uint8):
     except FileNotFoundError:
         raise BadSample(path, 'no such file') from None
     except OSError as e:
-        raise BadSample(path, f'cannot read it ({e.strerror or e})') from None
+        raise BadSample(path, f'cannot read it ({e.strerror or e})') from e
     if buf.size == 0:
         raise BadSample(path, 'empty file')
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)

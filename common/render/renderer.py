@@ -88,7 +88,6 @@ def face_part_ids(faces, part_ids):
 
 _LOCK = threading.RLock()
 _STATE = None
-contexts_created = 0     # in this process; tests assert that renders reuse one context
 
 
 class _EGL:
@@ -129,11 +128,10 @@ class _EGL:
 
 class _GLState:
     def __init__(self):
-        global contexts_created
         try:
             import moderngl
         except ImportError as e:
-            raise UserError(f'the renderer needs moderngl ({e}); install it with: pip install moderngl') from None
+            raise UserError(f'the renderer needs moderngl ({e}); install it with: pip install moderngl') from e
         try:
             self.ctx = moderngl.create_standalone_context(backend='egl')
             self.egl = _EGL()
@@ -141,8 +139,7 @@ class _GLState:
             msg = ' '.join(str(e).split()) or type(e).__name__
             raise UserError(f'no headless OpenGL (EGL) context could be created ({msg}); install the EGL '
                             f'and Mesa drivers: apt-get install -y {APT_PACKAGES} (on an NVIDIA machine '
-                            f'the driver must expose EGL, e.g. NVIDIA_DRIVER_CAPABILITIES=all in Docker)') from None
-        contexts_created += 1
+                            f'the driver must expose EGL, e.g. NVIDIA_DRIVER_CAPABILITIES=all in Docker)') from e
         self.moderngl = moderngl
         self.pid = os.getpid()
         self.ctx.enable(moderngl.DEPTH_TEST)

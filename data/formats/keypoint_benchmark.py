@@ -51,7 +51,7 @@ class KeypointBenchmark:
                     people.append((path, shape, k, d['image_id'], float(d.get('score', 1.0))))
                 except (KeyError, TypeError, ValueError) as e:
                     raise UserError(f'{detections_file}: detection {d!r:.80} is malformed ({e}) or of an image '
-                                    f'not in the annotations') from None
+                                    f'not in the annotations') from e
             self.protocol = f'input poses and scores: the detections of {detections_file.name}'
         else:
             people = [(path, shape, k, iid, 1.0) for path, shape, k, iid in people]

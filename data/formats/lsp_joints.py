@@ -22,7 +22,7 @@ def read_joints_mat(path, layout):
     try:
         j = np.asarray(scipy.io.loadmat(str(path))['joints'], np.float64)
     except (ValueError, KeyError, TypeError, OSError, MatReadError) as e:
-        raise UserError(f'{path}: not a joints.mat with a "joints" array ({e}); expected layout: {layout}') from None
+        raise UserError(f'{path}: not a joints.mat with a "joints" array ({e}); expected layout: {layout}') from e
     if j.ndim == 3 and j.shape[:2] == (3, 14):       # LSP: occlusion flag
         out = j.transpose(2, 1, 0).copy()
         out[:, :, 2] = 1 - out[:, :, 2]

@@ -287,22 +287,52 @@ def test_genders_share_topology_with_other_proportions(model_dir, body):
     assert not torch.equal(male.template_vertices, female.template_vertices)
 
 
-def test_cache_file_reused_and_model_shared(model_dir, body, caplog, monkeypatch):
+def test_cache_file_reused_and_model_read_once(model_dir, body, caplog, monkeypatch):
     path = smpl.procedural_model_path(model_dir, 'neutral', N)
     assert body.model_path == path and path.is_file() and body.is_procedural
     assert not list(path.parent.glob('*.tmp'))                        # atomic write left nothing behind
     stamp = path.stat().st_mtime_ns
     monkeypatch.setattr(smpl, '_warned_procedural', False)
+    monkeypatch.setattr(smpl, '_loaded', {})
+    reads, load = [], smpl.load_model_arrays
+    monkeypatch.setattr(smpl, 'load_model_arrays', lambda p: reads.append(p) or load(p))
     with caplog.at_level(logging.WARNING, logger='common.body.smpl'):
         a = get_body_model('neutral', model_dir, N)
         b = get_body_model('neutral', model_dir, N)
         BodyModel('neutral', model_dir, N)
-    assert a is b and path.stat().st_mtime_ns == stamp
+    assert reads == [path, path]                                      # once for both calls, once for BodyModel
+    assert a is not b and path.stat().st_mtime_ns == stamp
     msgs = [r.getMessage() for r in caplog.records if 'procedural body model in use' in r.getMessage()]
     assert len(msgs) == 1 and 'not comparable to published numbers' in msgs[0]
     assert find_official_model(model_dir, 'neutral') is None
     # nothing of the body model goes into a checkpoint, and it has nothing to train
     assert not a.state_dict() and not list(a.parameters())
+
+
+def test_each_caller_gets_its_own_body_model(model_dir):
+    a, b = get_body_model('neutral', model_dir, N), get_body_model('neutral', model_dir, N, device='cpu')
+    assert a is not b
+    g = torch.Generator().manual_seed(0)
+    pose, shape = 0.3 * torch.randn(3, 72, generator=g), torch.randn(3, 10, generator=g)
+    with torch.no_grad():
+        va, ja = a(pose, shape)
+        vb, jb = b(pose, shape)
+    assert torch.equal(va, vb) and torch.equal(ja, jb)
+    faces = b.faces.copy()
+    # changing one in place, then converting it, leaves the other as it was
+    a.smpl.v_template.add_(1.0)
+    a.joint_regressor.mul_(2.0)
+    a.faces[:] = 0
+    a.double()
+    assert a.joint_regressor.dtype == torch.float64 and b.joint_regressor.dtype == torch.float32
+    with torch.no_grad():
+        v2, j2 = b(pose, shape)
+        va2, _ = a(pose, shape)
+    assert torch.equal(v2, vb) and torch.equal(j2, jb) and np.array_equal(b.faces, faces)
+    assert (va2 - va.double()).norm(dim=-1).min() > 0.5            # a's change took effect, in a only
+    c = get_body_model('neutral', model_dir, N)                      # later callers get the original
+    with torch.no_grad():
+        assert torch.equal(c(pose, shape)[0], vb)
 
 
 def test_corrupt_cache_is_regenerated(tmp_path):

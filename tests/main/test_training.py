@@ -297,6 +297,33 @@ def test_bad_input_is_one_line_and_leaves_no_folder(data_root, tmp_path):
     assert r.returncode == 2 and 'snapshot_4.pth.tar not found' in r.stderr
 
 
+def test_the_experiment_lock_is_held_while_the_block_runs(tmp_path):
+    from main.train import lock_experiment
+    probe = [sys.executable, '-c', 'import fcntl, sys; fcntl.lockf(open(sys.argv[1], "a"), fcntl.LOCK_EX | fcntl.LOCK_NB)',
+             str(tmp_path / '.lock')]   # another process trying to take it
+    with lock_experiment(tmp_path):
+        assert subprocess.run(probe, capture_output=True).returncode != 0
+    assert subprocess.run(probe, capture_output=True).returncode == 0
+    with pytest.raises(KeyError):      # released when the training fails too
+        with lock_experiment(tmp_path):
+            raise KeyError('a bug')
+    assert subprocess.run(probe, capture_output=True).returncode == 0
+    hold = 'import fcntl, sys; f = open(sys.argv[1], "a"); fcntl.lockf(f, fcntl.LOCK_EX); print(1, flush=True); input()'
+    held = subprocess.Popen([sys.executable, '-c', hold, probe[3]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert held.stdout.readline().strip() == '1'
+        with pytest.raises(UserError, match='is being trained by another process') as info:
+            with lock_experiment(tmp_path):
+                pass
+        assert isinstance(info.value.__cause__, OSError)
+    finally:
+        held.kill()
+        held.wait()
+    with lock_experiment(tmp_path):     # SIGKILL of the holder released it
+        pass
+
+
 @pytest.mark.slow
 def test_continue_applies_a_changed_learning_rate_refuses_a_second_process_and_says_when_done(data_root, tmp_path):
     r = run('main/train.py', tiny_run(data_root, tmp_path, 'model.input_size=64', 'train.end_epoch=1',

@@ -209,6 +209,52 @@ def test_failed_scene_is_retried_then_skipped_and_counted(egl, tmp_path):
     assert any('more than one attempt' in line for line in lines)
 
 
+def test_a_bug_is_not_retried_and_keeps_its_type_and_traceback(monkeypatch, tmp_path):
+    from tool import make_synthetic as M
+    from tool.synthetic import generate as G
+    calls = []
+
+    def broken(model_dir):
+        calls.append(model_dir)
+        raise KeyError('boom')
+
+    monkeypatch.setattr(G, '_models', broken)
+    job = G.Job(4, 'train', 's', 'a.jpg', str(tmp_path / 'a.jpg'), 1, G.Options(width=W, height=H))
+    with pytest.raises(KeyError, match='boom') as info:
+        G.make_image(job)
+    assert len(calls) == 1                                       # not retried
+    assert any('image 4 (s/a.jpg' in n for n in info.value.__notes__)
+    assert any(f.name == 'broken' for f in info.traceback)
+    # from a worker process: the parent gets the same type and message, the note and the worker's traceback
+    bad = G.Job(5, 'train', 's', 'b.jpg', str(tmp_path / 'b.jpg'), 1, None)   # options None: AttributeError
+    with pytest.raises(AttributeError, match='model_dir') as info:
+        M.run_jobs([bad], 1, progress=False)
+    assert any('image 5 (s/b.jpg' in n for n in info.value.__notes__)
+    assert '_attempt' in str(info.value.__cause__)
+
+
+def test_photos_an_installation_lacks_are_left_out_other_errors_propagate(monkeypatch):
+    skd = pytest.importorskip('skimage.data')
+    from tool.synthetic import appearance as A
+
+    def needs_pooch():
+        raise ModuleNotFoundError('needs pooch')
+
+    def broken():
+        raise TypeError('a bug')
+
+    monkeypatch.setattr(skd, 'test_needs_pooch', needs_pooch, raising=False)
+    monkeypatch.setattr(skd, 'test_broken', broken, raising=False)
+    A._photo.cache_clear()
+    try:
+        assert A._photo('test_no_such_image') is None
+        assert A._photo('test_needs_pooch') is None
+        with pytest.raises(TypeError, match='a bug'):
+            A._photo('test_broken')
+    finally:
+        A._photo.cache_clear()
+
+
 def test_detector_follows_visibility():
     from common.pipeline import simulated_detector as D
     rng = np.random.default_rng(0)

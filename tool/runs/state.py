@@ -14,9 +14,9 @@ def read_state(path, default=None):
         return {} if default is None else default
     try:
         data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f'{path} is not valid JSON; delete it (finished experiment folders are found again) or '
-                        f'start over') from None
+                        f'start over') from e
     if not isinstance(data, dict):
         raise UserError(f'{path} is not a run state (a JSON object); delete it or start over')
     return data

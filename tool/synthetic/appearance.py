@@ -144,8 +144,14 @@ def fractal_noise(rng, h, w, base=64.0, octaves=4, channels=1):
 def _photo(name):
     try:
         import skimage.data as skd
-        img = getattr(skd, name)()
-    except Exception:  # scikit-image missing, or an image its installation lacks: use the others
+    except ImportError:  # scikit-image missing: the other backgrounds
+        return None
+    load = getattr(skd, name, None)
+    if load is None:     # an image this version lacks
+        return None
+    try:
+        img = load()
+    except (ImportError, KeyError, OSError):  # not in this installation's registry, or needs pooch / a download
         return None
     if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity)
         img = img[0]

@@ -7,6 +7,7 @@ finite SMPL pose[72] / shape[10] / trans[3] and a known gender, an 18x3 openpose
 in [0, 1], a 24x2 joint_img; and, independently of the generator, the SMPL mesh through the body model
 and the image's camera projects onto the annotation's bbox and joint_img.
 """
+import functools
 import json
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def check_dataset(root, model_dir=None, max_lines=30, print_fn=print):
     """Returns (number of annotations checked, list of problem lines)."""
     import torch
     from common.body.smpl import get_body_model
+    bodies = functools.cache(lambda gender: get_body_model(gender, model_dir))
 
     root = Path(root)
     problems, checked = [], 0
@@ -91,7 +93,7 @@ def check_dataset(root, model_dir=None, max_lines=30, print_fn=print):
                 problems.append(f'{key}: {e}')
                 continue
             try:
-                model = get_body_model(gender, model_dir)
+                model = bodies(gender)
             except ValueError as e:
                 problems.append(f'{key}: {e}')
                 continue

@@ -157,12 +157,19 @@ def render_people(renderer, cam, people, faces, part_ids):
 
 
 def make_image(job):
-    """Make, write and annotate one image; never raises for a bad scene (UserError still propagates)."""
+    """Make, write and annotate one image. A scene that cannot be used (SceneError) is redrawn, then counted as
+    skipped; anything else (UserError, a bug) propagates, naming the image (a worker's exception reaches the parent
+    through the pool with its type, message, this note and its traceback)."""
     import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same float reduction order in every process: identical results
     try:
         return _make_image(job)
+    except UserError:
+        raise
+    except Exception as e:
+        e.add_note(f'while making image {job.index} ({job.sequence}/{job.file_name}, seed {job.seed})')
+        raise
     finally:
         torch.set_num_threads(threads)
 
@@ -177,12 +184,8 @@ def _make_image(job):
             _attempt(rng, j, res)
             res.attempts = attempt + 1
             return res
-        except UserError:
-            raise
-        except SceneError as e:
+        except SceneError as e:  # the only failure a random scene may produce (non-finite meshes are checked)
             last = str(e)
-        except Exception as e:  # a bug or a numerical failure in one scene: retried, then counted
-            last = f'{type(e).__name__}: {e}'
     res.attempts = MAX_ATTEMPTS
     res.error = last
     return res
