@@ -32,25 +32,27 @@ def edge_image(edge, vmax=None):
     return np.repeat(g[..., None], 3, axis=2)
 
 
-def render_meshes(img, meshes, faces, focal, princpt, colors=None, alpha=0.85):
-    """The meshes (camera frame, m) drawn over img together, nearest surface in front (depth order), shaded.
-    Returns (overlay HxWx3 uint8, mask HxW bool of the pixels any mesh covers)."""
-    blended, person_id = render_scene(img, meshes, faces, focal, princpt, colors, alpha)
+def render_meshes(img, meshes, faces, camera, colors=None, alpha=0.85):
+    """The meshes (camera frame, m) drawn over img together, nearest surface in front (depth order), shaded;
+    camera: img's common.camera.Camera. Returns (overlay HxWx3 uint8, mask HxW bool of the pixels any mesh
+    covers)."""
+    blended, person_id = render_scene(img, meshes, faces, camera, colors, alpha)
     return blended, person_id >= 0
 
 
-def render_scene(img, meshes, faces, focal, princpt, colors=None, alpha=0.85):
+def render_scene(img, meshes, faces, camera, colors=None, alpha=0.85):
     """render_meshes, returning (overlay, person id map HxW int32: the index of the mesh seen at each pixel,
     -1 where none)."""
     from common.render.renderer import Renderer
     img = to_uint8_image(img)
+    if (camera.width, camera.height) != (img.shape[1], img.shape[0]):
+        raise ValueError(f'the camera is {camera.width}x{camera.height}, the image {img.shape[1]}x{img.shape[0]}')
     meshes = [np.asarray(m.detach().cpu() if hasattr(m, 'detach') else m, np.float32) for m in meshes]
     if not meshes:
         return img.copy(), np.full(img.shape[:2], -1, np.int32)
     colors = colors if colors is not None else [PALETTE[i % len(PALETTE)] for i in range(len(meshes))]
     faces = np.asarray(faces.cpu() if hasattr(faces, 'cpu') else faces, np.int64)
-    out = Renderer().render(meshes, faces, focal, princpt, img.shape[1], img.shape[0], colors=colors,
-                            outputs=('rgb', 'person_id'))
+    out = Renderer().render(meshes, faces, camera, colors=colors, outputs=('rgb', 'person_id'))
     mask = out.person_id >= 0
     blended = img.copy()
     blended[mask] = (alpha * out.rgb[mask] + (1 - alpha) * img[mask]).astype(np.uint8)

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from common.body.smpl import get_body_model
-from common.edges.overlap import crop_camera, overlap_edges
+from common.edges.overlap import overlap_edges
 from common.errors import UserError
 from common.pipeline import preprocessing as pre
 from common.render.renderer import default_renderer
@@ -26,20 +26,18 @@ log = logging.getLogger('sefd')
 BOX_SCALE = 1.25
 
 
-def render_targets(meshes, faces, focal, princpt, img2crop, size, box_areas):
-    """(edge, mask) [S,S] float32 in {0,1} of one crop. img2crop: 2x3 affine from ORIGINAL image pixels
-    to crop pixels (negative determinant = mirrored crop). box_areas in original image px^2."""
+def render_targets(meshes, faces, camera, img2crop, size, box_areas):
+    """(edge, mask) [S,S] float32 in {0,1} of one crop. camera: the image's; img2crop: 2x3 affine from ORIGINAL
+    image pixels to crop pixels (negative determinant = mirrored crop). box_areas in original image px^2."""
     if not meshes:
         return np.zeros((size, size), np.float32), np.zeros((size, size), np.float32)
-    rot, f2, c2, flip, _ = crop_camera(focal, princpt, img2crop, size)
-    verts = [np.asarray(v, np.float32) @ rot.astype(np.float32).T for v in meshes]
-    s2 = abs(float(np.linalg.det(np.asarray(img2crop, np.float64)[:, :2])))
-    areas = np.asarray(box_areas, np.float64) * s2
-    overlap, visible = overlap_edges(verts, faces, f2, c2, size, size, areas, renderer=default_renderer(),
-                                     return_all=True)
-    ids = default_renderer().render(verts, faces, f2, c2, size, size, outputs=('person_id',)).person_id
+    crop = camera.crop(img2crop, size)
+    verts = [np.asarray(v, np.float32) @ crop.rot.astype(np.float32).T for v in meshes]
+    areas = np.asarray(box_areas, np.float64) * crop.area_scale
+    overlap, visible = overlap_edges(verts, faces, crop.camera, areas, renderer=default_renderer(), return_all=True)
+    ids = default_renderer().render(verts, faces, crop.camera, outputs=('person_id',)).person_id
     edge, mask = np.maximum(overlap, visible), (ids >= 0).astype(np.float32)
-    if flip:
+    if crop.flip:
         edge, mask = edge[:, ::-1], mask[:, ::-1]
     return np.ascontiguousarray(edge), np.ascontiguousarray(mask)
 
@@ -55,7 +53,7 @@ class EdgeCrops(Dataset):
         self.image_dir = Synthetic.image_dir(root)
         self.items = [(s, p) for s, scene in enumerate(self.scenes) for p, person in enumerate(scene.people)
                       if person.bbox[2] > 1 and person.bbox[3] > 1]
-        self._meshes = {}
+        self._meshes, self._bodies = {}, {}
         self.bad = set()
 
     def __len__(self):
@@ -65,15 +63,14 @@ class EdgeCrops(Dataset):
         if s not in self._meshes:
             scene = self.scenes[s]
             bodies = {g: self.body(g) for g in {p.gender for p in scene.people} | {'neutral'}}
-            meshes, f, c = scene_meshes(scene, bodies)
-            self._meshes[s] = (meshes, bodies['neutral'].faces, f, c)
+            meshes, camera = scene_meshes(scene, bodies)
+            self._meshes[s] = (meshes, bodies['neutral'].faces, camera)
         return self._meshes[s]
 
     def body(self, gender):
-        bodies = self.__dict__.setdefault('_bodies', {})
-        if gender not in bodies:
-            bodies[gender] = get_body_model(gender, self.model_dir)
-        return bodies[gender]
+        if gender not in self._bodies:
+            self._bodies[gender] = get_body_model(gender, self.model_dir)
+        return self._bodies[gender]
 
     def __getitem__(self, index):
         index, seed = index if isinstance(index, tuple) else (index, None)
@@ -98,9 +95,9 @@ class EdgeCrops(Dataset):
         patch, img2bb, _ = pre.generate_patch_image(img, bbox, aug.scale, aug.rot, aug.do_flip, (S, S))
         patch = pre.apply_color_gain(patch, aug.color_gain)
         trans = pre.unflip_affine(img2bb, W) if aug.do_flip else np.asarray(img2bb, np.float64)
-        meshes, faces, f, c = self.meshes(s)
+        meshes, faces, camera = self.meshes(s)
         areas = [float(q.bbox[2] * q.bbox[3]) for q in scene.people]
-        edge, mask = render_targets(meshes, faces, f, c, trans, S, areas)
+        edge, mask = render_targets(meshes, faces, camera, trans, S, areas)
         return {'img': torch.from_numpy(pre.image_to_chw(patch)), 'edge': torch.from_numpy(edge)[None],
                 'mask': torch.from_numpy(mask)[None]}
 

@@ -72,11 +72,11 @@ class EdgeInputs:
         if rec.scene is None or len(rec.scene.people) < 2:
             return np.zeros((S, S), np.float32)  # nobody to hide anyone
         bodies = {g: ds.body(g) for g in {p.gender for p in rec.scene.people} | {'neutral'}}
-        meshes, f, c = ds.cached(('scene', id(rec.scene)), lambda: scene_meshes(rec.scene, bodies))
+        meshes, camera = ds.cached(('scene', id(rec.scene)), lambda: scene_meshes(rec.scene, bodies))
         trans = pre.unflip_affine(img2bb, W) if do_flip else np.asarray(img2bb, np.float64)
         areas = [float(p.bbox[2] * p.bbox[3]) for p in rec.scene.people]
         ec = ds.cfg.edge
-        return overlap_edges_crop(meshes, bodies['neutral'].faces, f, c, trans, (S, S), areas,
+        return overlap_edges_crop(meshes, bodies['neutral'].faces, camera, trans, (S, S), areas,
                                   method=ec.overlap_method, occluding=ec.overlap_occluding).astype(np.float32)
 
     def read_edge_file(self, rec, W):

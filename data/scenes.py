@@ -20,6 +20,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from common.camera import Camera
 from common.errors import UserError
 from common.registry import closest
 
@@ -241,11 +242,11 @@ def scene_meshes(scene, body_models):
     People with their own virtual cameras (NeuralAnnot fits of COCO/MPII/CrowdPose) are re-expressed in
     the first person's camera by X' = (f_i X + (c_i - c_0) Z) / f_0 (same for Y), Z' = Z: every vertex then
     projects to the same pixel as with its own camera, and depth order is kept.
-    `body_models`: gender -> BodyModel. Returns (list of [V,3] float32, focal0, princpt0).
+    `body_models`: gender -> BodyModel. Returns (list of [V,3] float32, common.camera.Camera).
     """
     import torch
     if not scene.people:
-        return [], (1.0, 1.0), (0.0, 0.0)
+        return [], Camera.centred(1.0, scene.width, scene.height)
     f0, c0 = np.asarray(scene.people[0].focal), np.asarray(scene.people[0].princpt)
     meshes = []
     for p in scene.people:
@@ -264,4 +265,4 @@ def scene_meshes(scene, body_models):
         if not np.isfinite(v).all():
             raise ValueError(f'{scene.key or scene.image}: mesh has NaN/inf vertices')
         meshes.append(v.astype(np.float32))
-    return meshes, tuple(f0.tolist()), tuple(c0.tolist())
+    return meshes, Camera(scene.width, scene.height, f0, c0)

@@ -20,6 +20,7 @@ Batch keys (the loaders produce exactly these; shapes per sample, J=30 SMPL-30 j
 """
 import copy
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -63,6 +64,25 @@ def input_pose_vector(inputs, hm_size):
     joints, mask = inputs['joints'][:, :, :2], inputs['joints_mask'].reshape(*inputs['joints'].shape[:2], 1)
     mask = mask.to(joints.dtype)
     return torch.cat([(joints / hm_size * 2 - 1) * mask, mask], dim=-1).flatten(1)
+
+
+class Head(NamedTuple):
+    """PositionNet's and RotationNet's answer for a batch."""
+    joint_img: torch.Tensor     # [B,15,3] the 2D joints (and depth) in feature-map cells
+    joint_score: torch.Tensor   # [B,15,1] their confidences
+    pose: torch.Tensor          # [B,72] SMPL axis-angle, root first
+    shape: torch.Tensor         # [B,10]
+    cam_trans: torch.Tensor     # [B,3] the root's translation in the crop camera
+    root_matrix: torch.Tensor   # [B,3,3] the root rotation
+    depth_logit: torch.Tensor   # [B] the camera depth's logit (the centred camera's prior pulls it to 0)
+
+
+class Body(NamedTuple):
+    """The SMPL body of a Head's parameters."""
+    mesh_render: torch.Tensor   # [B,V,3] vertices in the crop camera
+    joint_cam: torch.Tensor     # [B,30,3] SMPL-30 joints relative to the root
+    mesh_cam: torch.Tensor      # [B,V,3] vertices relative to the root
+    joint_proj: torch.Tensor    # [B,30,2] the joints projected into the crop, in heatmap px
 
 
 class Model(nn.Module):
@@ -150,7 +170,7 @@ class Model(nn.Module):
         return self.backbone(self.pose2feat(early, heatmaps), skip_early=True)
 
     def head(self, feat, inputs):
-        """(joint_img, joint_score, pose [B,72], shape, cam_trans, root rotation matrix, depth logit)."""
+        """The Head of the last stage's features."""
         joint_img, joint_score = self.position_net(feat)
         pose_in = input_pose_vector(inputs, self.hm_size) if self.cfg.model.pose_to_head else None
         drop = self.cfg.model.head_pose_dropout
@@ -172,9 +192,10 @@ class Model(nn.Module):
         # longer move the depth; centred starts at the usual depth and keeps g near it with a prior
         depth_logit = cam[:, 2:] + (CAMERA_CENTRE if self.cfg.model.camera == 'centred' else 0.0)
         cam_trans = torch.cat([cam[:, :2], self.camera_k * torch.sigmoid(depth_logit)], dim=1)
-        return joint_img, joint_score, pose, shape, cam_trans, root_matrix, cam[:, 2]
+        return Head(joint_img, joint_score, pose, shape, cam_trans, root_matrix, cam[:, 2])
 
     def get_coord(self, pose, shape, cam_trans):
+        """The Body of SMPL parameters."""
         # smplx runs in float32 under autocast (LBS in bf16 loses millimetres)
         with torch.autocast(device_type=pose.device.type, enabled=False):
             verts, joints = self.body_model(pose.float(), shape.float(), cam_trans.float())
@@ -182,20 +203,19 @@ class Model(nn.Module):
         c = (self.input_size / 2, self.input_size / 2)
         joint_proj = project_points(joints, f, c) * (self.hm_size / self.input_size)
         root = joints[:, self.root_idx:self.root_idx + 1]
-        return verts, joints - root, verts - root, joint_proj
+        return Body(verts, joints - root, verts - root, joint_proj)
 
     def forward(self, inputs, targets=None, meta=None, mode='train'):
         """mode 'train': (total loss, {term: scalar}); mode 'test': the predictions (see below)."""
         edge = self.edge_channel(inputs) if self.cfg.in_channels == 4 else None
         heatmaps = self.heatmaps(inputs)
         feats = self.features(self.stem_input(inputs['img'], edge), heatmaps)
-        joint_img, joint_score, pose, shape, cam_trans, root_matrix, depth_logit = self.head(feats[-1], inputs)
-        mesh_render, joint_cam, mesh_cam, joint_proj = self.get_coord(pose, shape, cam_trans)
+        head = self.head(feats[-1], inputs)
+        body = self.get_coord(head.pose, head.shape, head.cam_trans)
         if mode == 'train':
-            terms = {k: v.mean() for k, v in self.losses(joint_img, pose, root_matrix, shape, joint_cam, joint_proj,
-                                                         targets, meta).items()}
+            terms = {k: v.mean() for k, v in self.losses(head, body, targets, meta).items()}
             if self.cfg.model.camera == 'centred':
-                terms['cam_prior'] = depth_logit.float().pow(2).mean()
+                terms['cam_prior'] = head.depth_logit.float().pow(2).mean()
             weights = self.cfg.train.loss_weights
             weighted = {k: v * getattr(weights, k) for k, v in terms.items()}
             if self.distill_loss is not None:
@@ -204,9 +224,10 @@ class Model(nn.Module):
                 weighted.update(distill)
             total = self.loss_weighting(weighted) if self.loss_weighting is not None else sum(weighted.values())
             return total, terms
-        out = {'joint_img': joint_img * (self.hm_size / self.feat_size), 'joint_score': joint_score,
-               'joint_proj': joint_proj, 'joint_cam': joint_cam, 'mesh_cam': mesh_cam,
-               'mesh_cam_render': mesh_render, 'pose': pose, 'shape': shape, 'cam_trans': cam_trans}
+        out = {'joint_img': head.joint_img * (self.hm_size / self.feat_size), 'joint_score': head.joint_score,
+               'joint_proj': body.joint_proj, 'joint_cam': body.joint_cam, 'mesh_cam': body.mesh_cam,
+               'mesh_cam_render': body.mesh_render, 'pose': head.pose, 'shape': head.shape,
+               'cam_trans': head.cam_trans}
         if edge is not None:
             out['edge'] = edge
         return out
@@ -222,20 +243,21 @@ class Model(nn.Module):
         with torch.no_grad():
             return self.teacher.module.features(x, heatmaps)
 
-    def losses(self, joint_img, pose, root_matrix, shape, joint_cam, joint_proj, targets, meta):
-        """The seven L1 terms of 3DCrowdNet, un-reduced (forward takes each term's mean: masked elements
-        count in the denominator, as in the reference, so the published weights carry over; forward weighs
-        each by train.loss_weights). With
-        train.root_loss=matrix the root rotation is compared as a rotation matrix ('smpl_root'), the 23 other
-        joints' axis-angles in 'smpl_pose'; with axis_angle all 72 values in 'smpl_pose', as the reference."""
+    def losses(self, head, body, targets, meta):
+        """3DCrowdNet's seven L1 terms of a Head and its Body, un-reduced (forward takes each term's mean: masked
+        elements count in the denominator, as in the reference, so the published weights carry over; forward weighs
+        each by train.loss_weights). With train.root_loss=matrix the root rotation is compared as a rotation matrix
+        ('smpl_root'), the 23 other joints' axis-angles in 'smpl_pose'; with axis_angle all 72 values in 'smpl_pose',
+        as the reference."""
         idx, r = self.graph15_idx, self.hm_size / self.feat_size
+        joint_img, pose, joint_cam, joint_proj = head.joint_img, head.pose, body.joint_cam, body.joint_proj
         is_3d, valid_fit = meta['is_3D'].view(-1, 1, 1), meta['is_valid_fit'].view(-1, 1, 1)
         pose_valid = meta['fit_param_valid'] * valid_fit[:, 0]
         if self.cfg.train.root_loss == 'matrix':
             # upright people in a y-down camera have a root rotation of angle ~pi, where axis-angle flips between
             # +axis and -axis for nearly equal rotations: an L1 on it chases inconsistent targets
             root_gt = axis_angle_to_matrix(targets['pose_param'][:, :3].float())
-            root = {'smpl_root': self.param_loss(root_matrix.flatten(1), root_gt.flatten(1),
+            root = {'smpl_root': self.param_loss(head.root_matrix.flatten(1), root_gt.flatten(1),
                                                  pose_valid[:, :1])}
             pose, pose_gt, pose_valid = pose[:, 3:], targets['pose_param'][:, 3:], pose_valid[:, 3:]
         else:
@@ -246,7 +268,7 @@ class Model(nn.Module):
             'smpl_joint_img': self.coord_loss(joint_img * r, targets['fit_joint_img'][:, idx],
                                               meta['fit_joint_trunc'][:, idx] * valid_fit) / r,
             'smpl_pose': self.param_loss(pose, pose_gt, pose_valid),
-            'smpl_shape': self.param_loss(shape, targets['shape_param'], valid_fit[:, 0]),
+            'smpl_shape': self.param_loss(head.shape, targets['shape_param'], valid_fit[:, 0]),
             'body_joint_proj': self.coord_loss(joint_proj, targets['orig_joint_img'][:, :, :2],
                                                meta['orig_joint_trunc']) / r,
             'body_joint_cam': self.coord_loss(joint_cam, targets['orig_joint_cam'],

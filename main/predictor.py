@@ -7,7 +7,7 @@
     result = predictor(image_rgb, poses)           # or 2D poses of any detector: [17,3] COCO keypoints (x, y, score)
     for person in result.people:
         person.vertices, person.joints, person.box, person.fit   # camera frame (m), SMPL-30 joints, x y w h, criterion
-    result.focal, result.princpt                   # the one image camera every mesh is in
+    result.camera                                  # the one image camera every mesh is in (common.camera.Camera)
     summarise(result.people)                       # the fit criterion pooled over people
 
 Each person is cropped as the test loader crops (the box of the 2D pose, x1.2, squared, x1.25; the model's input
@@ -26,9 +26,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from common.camera import Camera
 from common.errors import UserError
 from common.paths import ROOT
 
@@ -51,11 +53,18 @@ class Person:
     pixels: int = 0           # pixels where the rendered scene shows this person
 
 
+class Bodies(NamedTuple):
+    """The meshes of an image's people, one row per person, in the image camera."""
+    vertices: np.ndarray      # [N,V,3] camera frame, metres
+    joints: np.ndarray        # [N,30,3] SMPL-30
+    pose: np.ndarray          # [N,72] axis-angle
+    shape: np.ndarray         # [N,10]
+
+
 @dataclasses.dataclass
 class Prediction:
     people: list              # [Person], in the order of the poses given (people without a usable joint left out)
-    focal: tuple              # (F, F) image px
-    princpt: tuple            # (cx, cy)
+    camera: Camera            # the image's: focal (F, F), principal point at the image centre
     overlay: np.ndarray       # HxWx3 uint8: the meshes rendered over the image, nearest in front
     ids: np.ndarray           # HxW int32: the index into `people` of the mesh seen at each pixel, -1 none
     faces: np.ndarray         # [F,3] the meshes' triangles (vertex indices)
@@ -172,13 +181,13 @@ def person_inputs(img, coco, cfg, conf_thr, loader_edge):
 def place_meshes(out, metas, S, focal, width, height):
     """Root-relative meshes of the crops -> one image camera (focal F, principal point at the image centre): each
     root keeps its image position, its depth scaled by F / (the crop focal in image pixels). Returns (meshes [N,V,3]
-    camera frame, F, principal point)."""
+    camera frame, that Camera)."""
     mesh_rel = out['mesh_cam'].float().cpu().numpy()
     root = (out['mesh_cam_render'] - out['mesh_cam'])[:, 0].float().cpu().numpy()   # [N,3] crop camera
     f_crop = np.asarray(focal, np.float64)
     f_img = np.stack([f_crop * np.array([m['bb2img'][0, 0], m['bb2img'][1, 1]]) for m in metas])  # [N,2]
-    F = float(np.median(f_img[:, 0]))
-    c = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    camera = Camera.centred(float(np.median(f_img[:, 0])), width, height)
+    F, c = camera.focal[0], np.array(camera.princpt)
     meshes = []
     for i, m in enumerate(metas):
         # the root's pixel in the crop, then in the image (the crop's affine has no rotation at test time)
@@ -187,7 +196,7 @@ def place_meshes(out, metas, S, focal, width, height):
         z = root[i, 2] * F / f_img[i, 0]
         xy = (uv - c) * z / F
         meshes.append(mesh_rel[i] + np.array([xy[0], xy[1], z], np.float32))
-    return np.stack(meshes) if meshes else np.zeros((0, 0, 3), np.float32), F, tuple(c)
+    return np.stack(meshes) if meshes else np.zeros((0, 0, 3), np.float32), camera
 
 
 def usable_keypoints(kp, width, height):
@@ -260,8 +269,7 @@ class MeshPredictor:
         items = [(k, person_inputs(img, kp, self.cfg, self.conf_thr, self.loader_edge)) for k, kp in enumerate(poses)]
         items = [(k, it) for k, it in items if it is not None]
         if not items:
-            return Prediction([], (1.0, 1.0), ((W - 1) / 2.0, (H - 1) / 2.0), img.copy(),
-                              np.full((H, W), -1, np.int32), self.faces)
+            return Prediction([], Camera.centred(1.0, W, H), img.copy(), np.full((H, W), -1, np.int32), self.faces)
         import torch
 
         from common.runtime import to_device
@@ -273,52 +281,52 @@ class MeshPredictor:
             raise UserError(f'{self.checkpoint} predicts meshes that are not finite (NaN or inf): use another '
                             f'checkpoint')
         metas = [it[1] for _, it in items]
-        meshes, F, c = place_meshes(out, metas, self.cfg.model.input_size, self.cfg.model.focal, W, H)
-        pose, shape = out['pose'].numpy(), out['shape'].numpy()
+        meshes, camera = place_meshes(out, metas, self.cfg.model.input_size, self.cfg.model.focal, W, H)
         body = self.model.body_model
         joints = body.regress_joints(torch.from_numpy(meshes).to(body.joint_regressor.device)).cpu().numpy()
+        bodies = Bodies(meshes, joints, out['pose'].numpy(), out['shape'].numpy())
         seconds = None
         if self.refine:
             t0 = time.perf_counter()
-            meshes, joints, pose, shape = self.refined(meshes, joints, pose, shape,
-                                                       [poses[k] for k, _ in items], [m['box'] for m in metas], F, c)
+            bodies = self.refined(bodies, [poses[k] for k, _ in items], [m['box'] for m in metas], camera)
             seconds = time.perf_counter() - t0
-        return self.scene(img, items, poses, meshes, joints, pose, shape, F, c, out.get('edge'), seconds)
+        return self.scene(img, items, poses, bodies, camera, out.get('edge'), seconds)
 
-    def refined(self, meshes, joints, pose, shape, keypoints, boxes, F, c):
+    def refined(self, bodies, keypoints, boxes, camera):
         import torch
 
         from common.body.fitting import fit_to_keypoints, posed
         from common.body.joint_sets import SMPL30
         body = self.model.body_model
-        root = joints[:, SMPL30.root_idx]
-        pose, shape, root, _ = fit_to_keypoints(body, pose, shape, root, np.stack(keypoints),
-                                                np.array([b[3] for b in boxes]), (F, F), c, self.cfg.refine)
+        root = bodies.joints[:, SMPL30.root_idx]
+        pose, shape, root, _ = fit_to_keypoints(body, bodies.pose, bodies.shape, root, np.stack(keypoints),
+                                                np.array([b[3] for b in boxes]), camera, self.cfg.refine)
         with torch.no_grad():
             verts, joints = posed(body, pose, shape, root)
-        return verts.cpu().numpy(), joints.cpu().numpy(), pose.cpu().numpy(), shape.cpu().numpy()
+        return Bodies(verts.cpu().numpy(), joints.cpu().numpy(), pose.cpu().numpy(), shape.cpu().numpy())
 
-    def scene(self, img, items, poses, meshes, joints, pose, shape, F, c, edge, seconds):
+    def scene(self, img, items, poses, bodies, camera, edge, seconds):
         """Render all meshes together, measure the criterion per person, assemble the Prediction."""
         from common import vis
         from common.body.joint_sets import COCO17, SMPL30, map_joints
         from common.metrics import mesh_fit_2d
         H, W = img.shape[:2]
         colors = [vis.PALETTE[k % len(vis.PALETTE)] for k, _ in items]
-        overlay, ids = vis.render_scene(img, list(meshes), self.faces, (F, F), c, colors)
-        coco = map_joints(joints, SMPL30, COCO17)
-        proj = F * coco[..., :2] / coco[..., 2:] + np.asarray(c)
+        overlay, ids = vis.render_scene(img, list(bodies.vertices), self.faces, camera, colors)
+        coco = map_joints(bodies.joints, SMPL30, COCO17)
+        proj = camera.focal[0] * coco[..., :2] / coco[..., 2:] + np.asarray(camera.princpt)
         people = []
         for j, (k, (_, meta)) in enumerate(items):
             mask = ids == j
-            people.append(Person(k, poses[k], meta['box'], meta['crop_box'], meshes[j], joints[j], proj[j], pose[j],
-                                 shape[j], mesh_fit_2d(proj[j], poses[k], meta['box'][3], mask), int(mask.sum())))
+            people.append(Person(k, poses[k], meta['box'], meta['crop_box'], bodies.vertices[j], bodies.joints[j],
+                                 proj[j], bodies.pose[j], bodies.shape[j],
+                                 mesh_fit_2d(proj[j], poses[k], meta['box'][3], mask), int(mask.sum())))
         full = None
         if edge is not None:
             full = np.zeros((H, W), np.float32)
             for j, (_, (_, meta)) in enumerate(items):
                 full = np.maximum(full, vis.crop_map_to_image(edge[j], meta['bb2img'], W, H))
-        return Prediction(people, (F, F), c, overlay, ids, self.faces, full, seconds)
+        return Prediction(people, camera, overlay, ids, self.faces, full, seconds)
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -362,7 +370,7 @@ def save_prediction(out_dir, name, img, poses, result, info, conf_thr=0.1, obj=T
                        'fit': {k: fit[k] for k in ('keypoints', 'on_mesh', 'pck', 'err')} |
                               {'height_ratio': p.fit['height_ratio']}})
     summary = {'image': name, 'width': W, 'height': H, 'model': info, 'people': people,
-               'camera': {'focal': list(result.focal), 'princpt': list(result.princpt)},
+               'camera': {'focal': list(result.camera.focal), 'princpt': list(result.camera.princpt)},
                'fit': pool_fits(p.fit for p in result.people),
                'refine': None if result.refine_seconds is None else {'seconds': round(result.refine_seconds, 3)}}
     atomic_write_text(out_dir / f'{stem}.json', json.dumps(summary, indent=1))

@@ -305,6 +305,7 @@ class Trainer:
     def visualise(self, inputs, n=4):
         """TensorBoard images: input crops, the edge channel, the predicted meshes over the crops."""
         from common import vis
+        from common.camera import Camera
         model = unwrap(self.model)
         inputs = {k: v[:n] for k, v in to_device(inputs, self.device).items()}
         model.eval()
@@ -319,7 +320,7 @@ class Trainer:
             if 'edge' in out:
                 edges.append(vis.edge_image(out['edge'][i]))
             overlays.append(vis.render_meshes(crops[-1], [out['mesh_cam_render'][i].float()], faces,
-                                              self.cfg.model.focal, (S / 2, S / 2))[0])
+                                              Camera(S, S, self.cfg.model.focal, (S / 2, S / 2)))[0])
         for name, imgs in (('input', crops), ('edge', edges), ('mesh', overlays)):
             if imgs:
                 self.tb.add_image(f'vis/{name}', vis.grid(imgs, len(imgs)), self.global_step, dataformats='HWC')

@@ -78,8 +78,8 @@ def tight_box(points, width, height):
 def render_image(path, people, width=W, height=H, seed=0):
     from common.render.renderer import Renderer
     bm = body()
-    meshes, f, c = scene_meshes(Scene('x', width, height, people), {'neutral': bm})
-    out = Renderer().render(meshes, bm.faces, f, c, width, height, outputs=('rgb', 'person_id'),
+    meshes, camera = scene_meshes(Scene('x', width, height, people), {'neutral': bm})
+    out = Renderer().render(meshes, bm.faces, camera, outputs=('rgb', 'person_id'),
                             colors=[(200, 80, 60), (60, 160, 80), (70, 90, 200), (200, 200, 60)][:len(meshes)])
     rng = np.random.default_rng(seed)
     bg = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)

@@ -26,6 +26,7 @@ import torch
 from common.body.body_samples import random_smpl_params
 from common.body.smpl import get_body_model
 from common.edges.canny import canny_magnitude
+from common.camera import Camera
 from common.edges.overlap import dilation_size, overlap_edges, overlap_edges_crop
 from common.errors import run_cli
 from common.render.renderer import Renderer
@@ -34,16 +35,15 @@ from tool.benchmark import print_machine
 SMPL_L_SHOULDER, SMPL_R_SHOULDER = 16, 17   # SMPL-24 joint indices
 
 
-def projected_box(v, focal, princpt):
+def projected_box(v, camera):
     """x, y, w, h of the projected vertices (what an annotation box of the whole body would be)."""
-    u = focal * v[:, 0] / v[:, 2] + princpt[0]
-    w = focal * v[:, 1] / v[:, 2] + princpt[1]
+    u, w = camera.project(v).T
     return np.array([u.min(), w.min(), u.max() - u.min(), w.max() - w.min()])
 
 
 def make_frames(n_frames=10, width=1080, height=1920, seed=0, people=(2, 5), body_model=None):
-    """Crowd frames of procedural-body people that overlap: list of dicts with meshes, faces, focal,
-    princpt, width, height, boxes [N, 4] (x, y, w, h) and box_areas."""
+    """Crowd frames of procedural-body people that overlap: list of dicts with meshes, faces, camera (a
+    common.camera.Camera), boxes [N, 4] (x, y, w, h) and box_areas."""
     model = body_model or get_body_model('neutral')
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
@@ -68,10 +68,10 @@ def make_frames(n_frames=10, width=1080, height=1920, seed=0, people=(2, 5), bod
         with torch.no_grad():
             verts, _ = model(pose, shape, torch.tensor(trans, dtype=torch.float32))
         meshes = list(verts.numpy())
-        princpt = (width / 2.0, height / 2.0)
-        boxes = np.stack([projected_box(v, f, princpt) for v in meshes])
-        frames.append(dict(meshes=meshes, faces=model.faces, focal=f, princpt=princpt, width=width,
-                           height=height, boxes=boxes, box_areas=boxes[:, 2] * boxes[:, 3]))
+        camera = Camera(width, height, f, (width / 2.0, height / 2.0))
+        boxes = np.stack([projected_box(v, camera) for v in meshes])
+        frames.append(dict(meshes=meshes, faces=model.faces, camera=camera, boxes=boxes,
+                           box_areas=boxes[:, 2] * boxes[:, 3]))
     return frames
 
 
@@ -92,12 +92,11 @@ def sefd_full_frame(frame, renderer):
     """SEFD-style reference pipeline at full frame (its released tools): shaded renders on white, Canny magnitude
     of each at full resolution, dilation, clip(sum alone - joint, 0, 1). The joint map is dilated with
     the most common person size (equal to the per-person rule when all sizes agree, as at 1080x1920)."""
-    m, faces, f, c = frame['meshes'], frame['faces'], frame['focal'], frame['princpt']
-    w, h = frame['width'], frame['height']
+    m, faces, camera = frame['meshes'], frame['faces'], frame['camera']
     ks = [dilation_size(a) for a in frame['box_areas']]
 
     def edges(meshes, k):
-        rgb = renderer.render(meshes, faces, f, c, w, h, outputs=('rgb',)).rgb
+        rgb = renderer.render(meshes, faces, camera, outputs=('rgb',)).rgb
         with torch.no_grad():
             e = canny_magnitude(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0)[0, 0].numpy()
         return cv2.dilate(e, np.ones((k, k), np.uint8)) if k > 1 else e
@@ -112,12 +111,11 @@ def sefd_literal(frame, renderer):
     canny with its defaults, hysteresis computed and thrown away, then kornia.morphology.dilation with all
     of 3, 5, 7, 9 of which one is used). For context only (--literal)."""
     import kornia
-    m, faces, f, c = frame['meshes'], frame['faces'], frame['focal'], frame['princpt']
-    w, h = frame['width'], frame['height']
+    m, faces, camera = frame['meshes'], frame['faces'], frame['camera']
     ks = [dilation_size(a) for a in frame['box_areas']]
 
     def edges(meshes, k):
-        rgb = renderer.render(meshes, faces, f, c, w, h, outputs=('rgb',)).rgb
+        rgb = renderer.render(meshes, faces, camera, outputs=('rgb',)).rgb
         with torch.no_grad():
             img = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
             mag = kornia.filters.canny(kornia.color.rgb_to_grayscale(kornia.color.bgr_to_rgb(img)))[0]
@@ -153,15 +151,15 @@ def main():
         crops.append(cs)
 
     def ours(fr):
-        return overlap_edges(fr['meshes'], fr['faces'], fr['focal'], fr['princpt'], fr['width'], fr['height'],
-                             fr['box_areas'], method='geometric', renderer=renderer)
+        return overlap_edges(fr['meshes'], fr['faces'], fr['camera'], fr['box_areas'], method='geometric',
+                             renderer=renderer)
 
     def ours_canny(fr):
-        return overlap_edges(fr['meshes'], fr['faces'], fr['focal'], fr['princpt'], fr['width'], fr['height'],
-                             fr['box_areas'], method='canny', renderer=renderer)
+        return overlap_edges(fr['meshes'], fr['faces'], fr['camera'], fr['box_areas'], method='canny',
+                             renderer=renderer)
 
     def crop(fr, a):
-        return overlap_edges_crop(fr['meshes'], fr['faces'], fr['focal'], fr['princpt'], a, 256, fr['box_areas'],
+        return overlap_edges_crop(fr['meshes'], fr['faces'], fr['camera'], a, 256, fr['box_areas'],
                                   method='geometric', renderer=renderer)
 
     n_people = [len(fr['meshes']) for fr in frames]

@@ -74,11 +74,10 @@ def synthetic_frames(root, splits, min_people=2, limit=0):
         for sc in scenes:
             if len(sc.people) < min_people:
                 continue
-            meshes, focal, princpt = scene_meshes(sc, models)
+            meshes, camera = scene_meshes(sc, models)
             boxes = np.stack([p.bbox for p in sc.people])
             faces = [models[p.gender if p.gender in models else 'neutral'].faces for p in sc.people]
-            frames.append(dict(meshes=meshes, faces=faces, focal=focal, princpt=princpt, width=sc.width,
-                               height=sc.height, boxes=boxes, box_areas=boxes[:, 2] * boxes[:, 3],
+            frames.append(dict(meshes=meshes, faces=faces, camera=camera, boxes=boxes, box_areas=boxes[:, 2] * boxes[:, 3],
                                image=load_img(Path(Synthetic.image_dir(root)) / sc.image), name=sc.image))
             if limit and len(frames) >= limit:
                 return frames
@@ -96,8 +95,7 @@ def generate_synthetic(out, num_images, seed=7):
 
 def run(fr, renderer, thin, **kw):
     areas = np.full(len(fr['meshes']), THIN) if thin else fr['box_areas']
-    return overlap_edges(fr['meshes'], fr['faces'], fr['focal'], fr['princpt'], fr['width'], fr['height'], areas,
-                         renderer=renderer, **kw)
+    return overlap_edges(fr['meshes'], fr['faces'], fr['camera'], areas, renderer=renderer, **kw)
 
 
 def tile(img, box, size):
@@ -204,18 +202,16 @@ def main():
     for _, fr, maps in sorted(kept, key=lambda t: -t[0])[:args.rows]:
         rgb = fr.get('image')
         if rgb is None:
-            rgb = renderer.render(fr['meshes'], fr['faces'], fr['focal'], fr['princpt'], fr['width'], fr['height'],
-                                  outputs=('rgb',)).rgb
-        fg = renderer.render(fr['meshes'], fr['faces'], fr['focal'], fr['princpt'], fr['width'], fr['height'],
-                             outputs=('person_id',)).mask
+            rgb = renderer.render(fr['meshes'], fr['faces'], fr['camera'], outputs=('rgb',)).rgb
+        fg = renderer.render(fr['meshes'], fr['faces'], fr['camera'], outputs=('person_id',)).mask
         ys, xs = np.nonzero(fg | (maps['canny'] > 0))
         m = 10
-        box = (max(xs.min() - m, 0), max(ys.min() - m, 0), min(xs.max() + m, fr['width']),
-               min(ys.max() + m, fr['height']))
+        box = (max(xs.min() - m, 0), max(ys.min() - m, 0), min(xs.max() + m, fr['camera'].width),
+               min(ys.max() + m, fr['camera'].height))
         rows.append((rgb, maps, box))
 
     n_people = [len(fr['meshes']) for fr in frames]
-    sizes = sorted({f'{fr["width"]}x{fr["height"]}' for fr in frames})
+    sizes = sorted({f'{fr["camera"].width}x{fr["camera"].height}' for fr in frames})
     print(f'{len(frames)} {source}: {", ".join(sizes)}, {min(n_people)}-{max(n_people)} people '
           f'({sum(n_people)} in all)')
     print(f'{"method":22s} {"ms/frame":>9s} {"edge px/frame":>14s} {"precision@2px":>16s} {"recall@2px":>16s} '

@@ -65,12 +65,11 @@ def process(job):
     try:
         genders = {p.gender for p in scene.people} | {'neutral'}
         bodies = {g: _worker['bodies'](g) for g in genders}
-        meshes, focal, princpt = scene_meshes(scene, bodies)
+        meshes, camera = scene_meshes(scene, bodies)
         faces = bodies['neutral'].faces
         areas = [float(p.bbox[2] * p.bbox[3]) for p in scene.people]
-        out = overlap_edges(meshes, faces, focal, princpt, scene.width, scene.height, areas,
-                            method=_worker['method'], renderer=_worker['renderer'], return_all=all_path is not None,
-                            occluding=_worker['occluding'])
+        out = overlap_edges(meshes, faces, camera, areas, method=_worker['method'], renderer=_worker['renderer'],
+                            return_all=all_path is not None, occluding=_worker['occluding'])
         overlap, all_edges = out if all_path is not None else (out, None)
         atomic_write_bytes(out_path, encode(overlap, out_path.suffix))
         if all_path is not None:

@@ -254,9 +254,7 @@ def contact_sheet(results, path, args, cols=3):
     from tool.synthetic.generate import write_file
     tiles = [r.tile for r in results if r.tile is not None]
     if not tiles:
-        return None
-    sources = sorted({s for _, s in tiles})
-    tiles = [t for t, _ in tiles]
+        return False
     th = max(t.shape[0] for t in tiles)
     tw = max(t.shape[1] for t in tiles)
     cols = min(cols, len(tiles))
@@ -268,16 +266,14 @@ def contact_sheet(results, path, args, cols=3):
         r, c = divmod(i, cols)
         y, x = head + r * (th + gap), c * (tw + gap)
         sheet[y:y + t.shape[0], x:x + t.shape[1]] = t
-    src = 'SMPL overlap edges (common.edges.overlap)' if sources == ['common.edges.overlap'] else \
-        'hidden contours (fallback: common.edges.overlap missing)'
-    text = f'synthetic, seed {args.seed}: image | 2D detections, boxes, {src} in red'
+    text = f'synthetic, seed {args.seed}: image | 2D detections, boxes, SMPL overlap edges in red'
     cv2.putText(sheet, text, (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     ok, buf = cv2.imencode('.jpg', sheet[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
     write_file(path, buf.tobytes())
-    return src
+    return True
 
 
-def summarize(results, jobs, counts, out, elapsed, sheet, sheet_src, procedural, workers):
+def summarize(results, jobs, counts, out, elapsed, sheet, procedural, workers):
     import numpy as np
     ok = [r for r in results if r.image is not None]
     failed = [(j, r) for j, r in zip(jobs, results) if r.image is None]
@@ -312,7 +308,7 @@ def summarize(results, jobs, counts, out, elapsed, sheet, sheet_src, procedural,
     if failed:
         lines.append(f'{len(failed)} image(s) skipped')
     if sheet:
-        lines.append(f'contact sheet: {sheet} ({sheet_src})')
+        lines.append(f'contact sheet: {sheet} (image | 2D detections, boxes, SMPL overlap edges in red)')
     if procedural:
         lines.append('body model: procedural stand-in (no official SMPL files)')
     return lines
@@ -437,15 +433,15 @@ def main(argv=None):
                            dataset_json(images, anns, args, split).encode())
         sheet = None if (args.contact_sheet or '').lower() == 'none' else _abs(args.contact_sheet) \
             if args.contact_sheet else build / 'contact_sheet.jpg'
-        sheet_src = contact_sheet(results, sheet, args) if sheet else None
+        sheet_written = contact_sheet(results, sheet, args) if sheet else False
         made = any(r.image is not None for r in results)
         if made:
             swap_in(build, out)
     finally:
         remove_work_folder(build)
     sheet = out / 'contact_sheet.jpg' if sheet == build / 'contact_sheet.jpg' else sheet
-    for line in summarize(results, jobs, counts, out, time.time() - t0, sheet if sheet_src else None, sheet_src,
-                          procedural, workers):
+    for line in summarize(results, jobs, counts, out, time.time() - t0, sheet if sheet_written else None, procedural,
+                          workers):
         print(line)
     if not made:
         print(f'no image could be made: {out} was left as it was')

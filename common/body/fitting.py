@@ -1,7 +1,6 @@
 """Fitting SMPL to 2D keypoints (SMPLify / SPIN-style), from a network's prediction: the demo's --refine.
 
-    pose, shape, root, info = fit_to_keypoints(body_model, pose, shape, root, keypoints, box_height,
-                                               focal, princpt, opts)
+    pose, shape, root, info = fit_to_keypoints(body_model, pose, shape, root, keypoints, box_height, camera, opts)
 
 Per person: the pose (root orientation and 21 body joints), the 10 shape coefficients and the root joint's position
 in the camera frame are moved so that the mesh's projected COCO-17 joints meet the detector's keypoints, under
@@ -121,11 +120,11 @@ def posed(body_model, pose, shape, root, rotation=None):
     return tuple((p - r) @ rotation.transpose(1, 2) + root[:, None] for p in (verts, joints))
 
 
-def fit_to_keypoints(body_model, pose, shape, root, keypoints, box_height, focal, princpt, opts, prior=None):
+def fit_to_keypoints(body_model, pose, shape, root, keypoints, box_height, camera, opts, prior=None):
     """Refine SMPL fits to COCO-17 keypoints. pose [B,72] axis-angle, shape [B,10], root [B,3] (the root joint in
-    the camera frame, m), keypoints [B,17,3] (x, y, score; image px), box_height [B] (px), focal (fx, fy), princpt
-    (cx, cy). Returns (pose, shape, root, info) detached, info: {'err_before', 'err_after'} [B], the score-weighted
-    mean keypoint error in box heights. Runs on the device of body_model."""
+    the camera frame, m), keypoints [B,17,3] (x, y, score; image px), box_height [B] (px), camera: the image's
+    common.camera.Camera. Returns (pose, shape, root, info) detached, info: {'err_before', 'err_after'} [B], the
+    score-weighted mean keypoint error in box heights. Runs on the device of body_model."""
     dev = body_model.joint_regressor.device
     as_t = (lambda x: torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32,
                                       device=dev))
@@ -135,6 +134,7 @@ def fit_to_keypoints(body_model, pose, shape, root, keypoints, box_height, focal
     w = torch.where(score > opts.conf_thr, score, torch.zeros_like(score))
     h = h.clamp(min=1.0)[:, None]
     body0 = pose[:, 3:].clone()
+    focal, princpt = camera.focal, camera.princpt
     fit = _Fit(pose, shape, root, focal, h).to(dev)
 
     def data_term(joints):

@@ -86,14 +86,6 @@ def _meshes(meshes, faces):
     return verts, faces_l
 
 
-def _camera(focal, princpt):
-    fx, fy = np.broadcast_to(_np(focal, np.float64).ravel(), (2,))
-    cx, cy = _np(princpt, np.float64).ravel()
-    if not (fx > 0 and fy > 0):
-        raise ValueError(f'focal lengths must be positive, got {fx}, {fy}')
-    return float(fx), float(fy), float(cx), float(cy)
-
-
 def _sizes(box_areas, n):
     areas = np.atleast_1d(_np(box_areas, np.float64)).ravel()
     if len(areas) != n:
@@ -101,11 +93,11 @@ def _sizes(box_areas, n):
     return [dilation_size(a) for a in areas]
 
 
-def _boxes(verts, cam, width, height, znear, uv=None):
+def _boxes(verts, cam, znear, uv=None):
     """Per mesh, a box holding every pixel the mesh can cover (None: off screen). With a list `uv`,
     each mesh's projected vertices (u, v) are stored in it (None where a vertex is not in front of the
     near plane)."""
-    fx, fy, cx, cy = cam
+    (fx, fy), (cx, cy), width, height = cam.focal, cam.princpt, cam.width, cam.height
     out = []
     for v in verts:
         p = None
@@ -173,12 +165,11 @@ def _cull(v, f, uv, win):
     return v, f, used
 
 
-def _render(renderer, verts, faces, cam, size, win, outputs, **kwargs):
+def _render(renderer, verts, faces, cam, win, outputs, **kwargs):
     """Render a width x height frame and return its arrays cropped to box `win`. The frame buffer keeps
     the frame's size: the renderer caches a few sizes, a new size per window would allocate GL buffers
     every call; it clears, draws and reads back only the meshes' footprint anyway."""
-    fx, fy, cx, cy = cam
-    out = renderer.render(verts, faces, (fx, fy), (cx, cy), size[0], size[1], outputs=outputs, **kwargs)
+    out = renderer.render(verts, faces, cam, outputs=outputs, **kwargs)
     sl = _sl(win, (0, 0))
     for name in outputs:
         setattr(out, name, getattr(out, name)[sl])
@@ -263,7 +254,7 @@ def _paint(out, items):
         np.maximum(o, acc, out=o)
 
 
-def _alone_depths(renderer, verts, faces, cam, size, wins, uv):
+def _alone_depths(renderer, verts, faces, cam, wins, uv):
     """{i: depth of person i rendered alone, [h, w] over its window wins[i]}.
 
     One layered render (Renderer.render_depth_layers): each person's mesh, culled to its window, is
@@ -274,7 +265,7 @@ def _alone_depths(renderer, verts, faces, cam, size, wins, uv):
     for i, w in wins.items():
         v, f = verts[i], faces[i]
         if uv[i] is None or not len(f):
-            depth[i] = _render(renderer, [v], [f], cam, size, w, ('depth',)).depth
+            depth[i] = _render(renderer, [v], [f], cam, w, ('depth',)).depth
             continue
         part = _cull(v, f, uv[i], w)
         if part is None:
@@ -282,19 +273,18 @@ def _alone_depths(renderer, verts, faces, cam, size, wins, uv):
             continue
         todo.append((i, part[0], part[1]))
     if todo:
-        fx, fy, cx, cy = cam
-        maps = renderer.render_depth_layers([v for _, v, _ in todo], [f for *_, f in todo], (fx, fy), (cx, cy),
-                                            size[0], size[1], [wins[i] for i, *_ in todo])
+        maps = renderer.render_depth_layers([v for _, v, _ in todo], [f for *_, f in todo], cam,
+                                            [wins[i] for i, *_ in todo])
         for (i, *_), d in zip(todo, maps):
             depth[i] = d
     return depth
 
 
-def _geometric(verts, faces, cam, width, height, ks, renderer, return_all, occluding=False):
-    size = (width, height)
+def _geometric(verts, faces, cam, ks, renderer, return_all, occluding=False):
+    width, height = cam.width, cam.height
     uv = []
-    boxes = _boxes(verts, cam, width, height, renderer.znear, uv)
-    jump = DEPTH_JUMP_PX / math.sqrt(cam[0] * cam[1])
+    boxes = _boxes(verts, cam, renderer.znear, uv)
+    jump = DEPTH_JUMP_PX / math.sqrt(cam.focal[0] * cam.focal[1])
     vis = [i for i, b in enumerate(boxes) if b is not None]
     zmin = {i: float(verts[i][:, 2].min()) for i in vis}
     zmax = {i: float(verts[i][:, 2].max()) for i in vis}
@@ -308,7 +298,7 @@ def _geometric(verts, faces, cam, width, height, ks, renderer, return_all, occlu
         for j in front[i]:
             need[j].append(_inter(boxes[i], boxes[j]))
     wins = {i: _grow(_union(b), 1, width, height) for i, b in need.items() if b}
-    depth = _alone_depths(renderer, verts, faces, cam, size, wins, uv)
+    depth = _alone_depths(renderer, verts, faces, cam, wins, uv)
     items = []
     for i in vis:
         if not front[i]:
@@ -344,7 +334,7 @@ def _geometric(verts, faces, cam, width, height, ks, renderer, return_all, occlu
     u = _union([boxes[i] for i in vis])
     if u is not None:
         u = _grow(u, 1, width, height)
-        r = _render(renderer, verts, faces, cam, size, u, ('depth', 'person_id'))
+        r = _render(renderer, verts, faces, cam, u, ('depth', 'person_id'))
         ys, xs = _nonzero(contour_pixels(r.depth, jump, r.person_id), u)
         k_of = np.asarray(ks, np.int64)[r.person_id[ys - u[1], xs - u[0]]]
         _paint(all_edges, [(ys[k_of == k], xs[k_of == k], k) for k in set(ks)])
@@ -367,9 +357,9 @@ def _dilate(x, k):
     return cv2.dilate(x, np.ones((k, k), np.uint8)) if k > 1 else x
 
 
-def _canny(verts, faces, cam, width, height, ks, renderer, return_all, occluding=None):
-    size = (width, height)
-    boxes = _boxes(verts, cam, width, height, renderer.znear)
+def _canny(verts, faces, cam, ks, renderer, return_all, occluding=None):
+    width, height = cam.width, cam.height
+    boxes = _boxes(verts, cam, renderer.znear)
     vis = [i for i, b in enumerate(boxes) if b is not None]
     overlap = np.zeros((height, width), np.float32)
     all_edges = np.zeros((height, width), np.float32)
@@ -381,9 +371,9 @@ def _canny(verts, faces, cam, width, height, ks, renderer, return_all, occluding
         u = _union(wins.values())
         total = np.zeros((u[3] - u[1], u[2] - u[0]), np.float32)
         for i in vis:
-            rgb = _render(renderer, [verts[i]], [faces[i]], cam, size, wins[i], ('rgb',), shade=True).rgb
+            rgb = _render(renderer, [verts[i]], [faces[i]], cam, wins[i], ('rgb',), shade=True).rgb
             total[_sl(wins[i], u)] += _dilate(_canny_np(rgb), ks[i])
-        r = _render(renderer, verts, faces, cam, size, u, ('rgb', 'person_id'), shade=True)
+        r = _render(renderer, verts, faces, cam, u, ('rgb', 'person_id'), shade=True)
         e = _canny_np(r.rgb)
         sizes = sorted({ks[i] for i in vis})
         if len(sizes) == 1:
@@ -404,16 +394,14 @@ def _canny(verts, faces, cam, width, height, ks, renderer, return_all, occluding
 # --------------------------------------------------------------------------------------------------
 # Public API
 
-def overlap_edges(meshes, faces, focal, princpt, width, height, box_areas, method='geometric', part_ids=None,
-                  renderer=None, return_all=False, occluding=False):
+def overlap_edges(meshes, faces, camera, box_areas, method='geometric', renderer=None, return_all=False,
+                  occluding=False):
     """SMPL overlap-edge map of one image.
 
     meshes: list of [V, 3] camera-frame vertices (metres, OpenCV axes), one per person (numpy or torch),
-      or an [N, V, 3] array. faces: [F, 3] shared, or one per mesh. focal (fx, fy) or one number,
-      princpt (cx, cy): the image's camera, in the renderer's pixel convention (common/render/renderer.py).
+      or an [N, V, 3] array. faces: [F, 3] shared, or one per mesh. camera: the image's common.camera.Camera.
     box_areas: per person, the annotation box area w*h in THIS image's px^2 (picks its dilation size).
-    method: 'geometric' or 'canny' (module docstring). part_ids: accepted for the renderer's interface;
-      the maps do not depend on part ids.
+    method: 'geometric' or 'canny' (module docstring).
     renderer: a common.render.renderer.Renderer (default: a shared one; its znear clips).
     return_all: also the edges of all people together (their visible contours, same dilation rule).
     occluding: geometric only; also each person's outline over the body of another (module docstring).
@@ -424,74 +412,31 @@ def overlap_edges(meshes, faces, focal, princpt, width, height, box_areas, metho
     if occluding and method != 'geometric':
         raise ValueError("occluding=True is an option of method='geometric'")
     verts, faces_l = _meshes(meshes, faces)
-    cam = _camera(focal, princpt)
-    width, height = int(width), int(height)
-    if width <= 0 or height <= 0:
-        raise ValueError(f'image size must be positive, got {width}x{height}')
     ks = _sizes(box_areas, len(verts))
     renderer = renderer or default_renderer()
     fn = _geometric if method == 'geometric' else _canny
-    return fn(verts, faces_l, cam, width, height, ks, renderer, return_all, occluding)
+    return fn(verts, faces_l, camera, ks, renderer, return_all, occluding)
 
 
-def crop_camera(focal, princpt, img2crop, crop_width):
-    """The camera that renders a crop directly.
-
-    img2crop: 2x3 affine from image pixel indices to crop pixel indices (cv2.warpAffine's matrix).
-    Returns (rot [3, 3] to apply to camera-frame vertices, (fx', fy'), (cx', cy'), flip, skew): rendering
-    the rotated vertices with that camera, then mirroring columns when `flip` (pixel u <-> w-1-u), gives
-    the crop. The affine's 2x2 part times diag(fx, fy) is factored as [[fx', skew], [0, fy']] @ rotation
-    (an RQ decomposition); the renderer has no skew, so the result is exact when skew == 0: a similarity
-    (scale + rotation) with fx == fy, or any scale with a rotation by a multiple of 90 degrees. Otherwise
-    the skew term is dropped (|skew| / fx' is returned so the caller can judge; it is of the order of
-    |fx - fy| / f, well below a pixel across a crop for real cameras).
-    """
-    a = _np(img2crop, np.float64).reshape(2, 3).copy()
-    fx, fy, cx, cy = _camera(focal, princpt)
-    det = np.linalg.det(a[:, :2])
-    if not np.isfinite(det) or abs(det) < 1e-12:
-        raise ValueError(f'img2crop is singular: {a.tolist()}')
-    flip = det < 0
-    if flip:  # render the unflipped crop, mirrored back by the caller: u -> (w - 1) - u in index coordinates
-        a = np.array([[-1.0, 0.0], [0.0, 1.0]]) @ a
-        a[0, 2] += crop_width - 1
-    # cv2's affine acts on pixel indices = pixel centres, the renderer's convention too: no half-pixel terms
-    m, t = a[:, :2], a[:, 2]
-    b = m @ np.diag([fx, fy])
-    d = math.hypot(b[1, 0], b[1, 1])
-    sn, cs = b[1, 0] / d, b[1, 1] / d
-    q = np.array([[cs, -sn], [sn, cs]])
-    up = b @ q.T   # [[fx', skew], [0, fy']]
-    rot = np.eye(3)
-    rot[:2, :2] = q
-    pp = m @ np.array([cx, cy]) + t
-    return rot, (float(up[0, 0]), float(d)), (float(pp[0]), float(pp[1])), bool(flip), float(abs(up[0, 1]) / up[0, 0])
-
-
-def overlap_edges_crop(meshes, faces, focal, princpt, img2crop, crop_size, box_areas, method='geometric',
-                       renderer=None, occluding=False):
+def overlap_edges_crop(meshes, faces, camera, img2crop, crop_size, box_areas, method='geometric', renderer=None,
+                       occluding=False):
     """The overlap-edge map of one training crop, rendered directly at crop resolution.
 
-    img2crop: 2x3 affine, image pixel indices -> crop pixel indices (as given to cv2.warpAffine), made
-      of scale, rotation and translation, possibly with a horizontal flip (negative determinant).
-    crop_size: (width, height) as cv2.warpAffine's dsize, or one int for a square crop.
+    camera: the image's common.camera.Camera. img2crop: 2x3 affine, image pixel indices -> crop pixel indices
+      (as given to cv2.warpAffine), made of scale, rotation and translation, possibly with a horizontal flip
+      (negative determinant). crop_size: (width, height) as cv2.warpAffine's dsize, or one int for a square crop.
     box_areas: per person, in ORIGINAL image px^2; scaled by the affine's |det| (s^2) to pick each
       person's dilation at crop resolution.
     The result agrees with warping the full-resolution map with cv2.warpAffine(img2crop) up to
     resolution effects (contours are 1 px lines at crop resolution instead of resampled ones); the
-    rotation is applied to the meshes about the camera z axis, exact when fx == fy (see crop_camera).
+    rotation is applied to the meshes about the camera z axis, exact when fx == fy (see Camera.crop).
     With method='canny' the lights turn with the crop's rotation (shading differs slightly from the
     warped full map). Returns [h, w] float32 in [0, 1].
     """
-    if isinstance(crop_size, (int, np.integer)):
-        w = h = int(crop_size)
-    else:
-        w, h = (int(s) for s in crop_size)
     verts, faces_l = _meshes(meshes, faces)
-    rot, f2, c2, flip, _ = crop_camera(focal, princpt, img2crop, w)
-    rot = rot.astype(np.float32)
+    crop = camera.crop(img2crop, crop_size)
+    rot = crop.rot.astype(np.float32)
     verts = [v @ rot.T for v in verts]
-    s2 = abs(float(np.linalg.det(_np(img2crop, np.float64).reshape(2, 3)[:, :2])))
-    areas = np.atleast_1d(_np(box_areas, np.float64)).ravel() * s2
-    out = overlap_edges(verts, faces_l, f2, c2, w, h, areas, method=method, renderer=renderer, occluding=occluding)
-    return np.ascontiguousarray(out[:, ::-1]) if flip else out
+    areas = np.atleast_1d(_np(box_areas, np.float64)).ravel() * crop.area_scale
+    out = overlap_edges(verts, faces_l, crop.camera, areas, method=method, renderer=renderer, occluding=occluding)
+    return np.ascontiguousarray(out[:, ::-1]) if crop.flip else out

@@ -396,13 +396,13 @@ class Renderer:
     def ctx(self):
         return get_context()
 
-    def render(self, meshes, faces, focal, princpt, width, height, part_ids=None, colors=None, shade=True,
-               *, part_colors=None, bg_color=None, outputs=None):
+    def render(self, meshes, faces, camera, *, part_ids=None, colors=None, shade=True, part_colors=None,
+               bg_color=None, outputs=None):
         """Render all meshes together (nearest surface wins) in one pass.
 
         meshes: list of [V_i, 3] vertex arrays (numpy or torch), or an [N, V, 3] array.
         faces: [F, 3] int shared by all meshes, or a list with one [F_i, 3] per mesh.
-        focal: (fx, fy) or one number; princpt: (cx, cy), in pixels (module docstring convention).
+        camera: the image's common.camera.Camera (module docstring convention).
         part_ids: optional per-vertex part ids [V] (shared) or a list per mesh; gives `part_id`.
         colors: RGB 0..255 per mesh [N, 3] or one triple for all (default grey).
         part_colors: RGB 0..255 palette [P, 3] indexed by part id; with part_ids it overrides `colors`.
@@ -415,11 +415,7 @@ class Renderer:
             meshes = [arr] if arr.ndim == 2 else list(arr)
         meshes = [_np(m, np.float32).reshape(-1, 3) for m in meshes]
         n = len(meshes)
-        width, height = int(width), int(height)
-        if width <= 0 or height <= 0:
-            raise ValueError(f'image size must be positive, got {width}x{height}')
-        fx, fy = np.broadcast_to(_np(focal, np.float64).ravel(), (2,))  # one number: fx = fy
-        cx, cy = _np(princpt, np.float64).ravel()
+        (fx, fy), (cx, cy), width, height = camera.focal, camera.princpt, camera.width, camera.height
         # the one place of the pixel convention: OpenCV's pixel centres are at integers, GL's at +0.5;
         # from here on (footprint, projection, shading rays) coordinates are GL window coordinates
         cx, cy = cx + 0.5, cy + 0.5
@@ -511,7 +507,7 @@ class Renderer:
                 vao.render(st.moderngl.TRIANGLES, vertices=3 * n_faces, first=3 * first_face)
             return self._read(fbo, outputs, width, height, box, bg)
 
-    def render_depth_layers(self, meshes, faces, focal, princpt, width, height, windows):
+    def render_depth_layers(self, meshes, faces, camera, windows):
         """Depth (camera z, 0 = background) of each mesh rendered ALONE, over its own window.
 
         windows: one box (x0, y0, x1, y1) per mesh, pixel indices, end exclusive, inside the frame.
@@ -526,9 +522,7 @@ class Renderer:
         faces = [_np(f).reshape(-1, 3) for f in faces]
         if len(faces) != n or len(windows) != n:
             raise ValueError(f'got {n} meshes, {len(faces)} face arrays and {len(windows)} windows')
-        width, height = int(width), int(height)
-        fx, fy = np.broadcast_to(_np(focal, np.float64).ravel(), (2,))
-        cx, cy = _np(princpt, np.float64).ravel()
+        (fx, fy), (cx, cy), width, height = camera.focal, camera.princpt, camera.width, camera.height
         cx, cy = cx + 0.5, cy + 0.5   # GL window coordinates (render's convention)
         wins = [tuple(int(c) for c in w) for w in windows]
         for w in wins:
@@ -615,8 +609,9 @@ class Renderer:
             return None
         if z.min() < self.znear:  # near-plane clipping: projected vertices no longer bound the image
             return (0, 0, width, height)
-        u = fx * pos[:, 0] / z + cx
-        v = fy * pos[:, 1] / z + cy
+        p = pos.astype(np.float64)   # float32 vertices, box bounds in float64
+        u = fx * p[:, 0] / z + cx
+        v = fy * p[:, 1] / z + cy
         # one pixel of margin against float error at the box edges
         x0, x1 = max(int(np.floor(u.min())) - 1, 0), min(int(np.ceil(u.max())) + 1, width)
         y0, y1 = max(int(np.floor(v.min())) - 1, 0), min(int(np.ceil(v.max())) + 1, height)

@@ -9,6 +9,7 @@ import torch
 from common.body.fitting import PosePrior, fit_to_keypoints, joint_limit_penalty, posed
 from common.body.joint_sets import COCO17, SMPL30, map_joints
 from common.body.smpl import get_body_model
+from common.camera import Camera
 from common.metrics import mesh_fit_2d, on_mask, pa_mpjpe, pool_fits
 from main.config import load_config
 
@@ -68,13 +69,13 @@ def test_criterion_is_all_on_the_mesh_and_none_a_box_height_away(body):
     h = float(np.ptp(kp[:, 1]))
     assert 200 < h < H and kp[:, 0].max() + h < W - 10          # the moved mesh is still in the image
     img = np.full((H, W, 3), 120, np.uint8)
-    _, ids = vis.render_scene(img, [verts[0].numpy()], body.faces, (F, F), c)
+    _, ids = vis.render_scene(img, [verts[0].numpy()], body.faces, Camera(W, H, F, c))
     fit = mesh_fit_2d(project(joints[0], c), kp, h, ids == 0)
     assert fit['keypoints'] == fit['on_mesh_hits'] == fit['pck_hits'] == 17
     assert fit['err_sum'] < 1e-6 and fit['height_ratio'] == pytest.approx(1.0)
 
     shift = torch.tensor([[h * 5.0 / F, 0.0, 0.0]])               # a box height at the root's depth
-    _, ids = vis.render_scene(img, [(verts[0] + shift).numpy()], body.faces, (F, F), c)
+    _, ids = vis.render_scene(img, [(verts[0] + shift).numpy()], body.faces, Camera(W, H, F, c))
     assert (ids == 0).sum() > 2000
     moved = project(joints[0] + shift, c)
     fit = mesh_fit_2d(moved, kp, h, ids == 0)
@@ -119,7 +120,7 @@ def test_refinement_fits_the_keypoints_and_stays_near_the_truth(body):
         _, j0 = posed(body, t(p0), t(s0), t(r0))
     kp = np.concatenate([project(j_gt, c), np.ones((6, 17, 1))], -1)
     kp[0, 9:, 2] = 0.2     # one person's legs and wrists not seen by the detector: left to the priors
-    p1, s1, r1, info = fit_to_keypoints(body, p0, s0, r0, kp, np.ptp(kp[..., 1], 1), (F, F), c,
+    p1, s1, r1, info = fit_to_keypoints(body, p0, s0, r0, kp, np.ptp(kp[..., 1], 1), Camera(960, 640, F, c),
                                         load_config().refine)
     with torch.no_grad():
         _, j1 = posed(body, p1, s1, r1)

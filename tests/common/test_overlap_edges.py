@@ -4,19 +4,20 @@ centres inside projected squares, 4-neighbour boundaries and dilations written o
 Camera: OpenCV axes, x_pix = f*X/Z + c, OpenCV's pixel convention: pixel (u, v) has its centre at the
 integer point (u, v) and is covered iff that point is inside.
 """
-import math
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from common.camera import Camera
 from common.edges import overlap as O
 from common.edges.canny import canny_edge_map, canny_magnitude, max_filter
 
 W, H = 160, 120
 F = 200.0
 C = (80.0, 60.0)
+CAM = Camera(W, H, F, C)
 QUAD = np.array([[0, 1, 2], [0, 2, 3]])
 SMALL = 10.0      # box area that means no dilation (also at 2x crops: 40 px^2)
 
@@ -69,7 +70,7 @@ def dilate(mask, k):
 
 
 def edges(meshes, areas, renderer, method='geometric', **kw):
-    return O.overlap_edges(meshes, QUAD, F, C, W, H, areas, method=method, renderer=renderer, **kw)
+    return O.overlap_edges(meshes, QUAD, CAM, areas, method=method, renderer=renderer, **kw)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def test_self_occlusion_counts_only_when_visible_alone(renderer):
     faces0 = np.concatenate([QUAD, QUAD + 4])
     in1, in2, inp = inside_rect(*q1), inside_rect(*q2), inside_rect(*p1)
     contour0 = boundary(in1) | (boundary(in2) & ~in1)   # q2's outline under q1 is no contour of person 0
-    ov = O.overlap_edges([m0, rect(*p1, 1.0)], [faces0, QUAD], F, C, W, H, [SMALL, SMALL], renderer=renderer)
+    ov = O.overlap_edges([m0, rect(*p1, 1.0)], [faces0, QUAD], CAM, [SMALL, SMALL], renderer=renderer)
     np.testing.assert_array_equal(ov, (contour0 & inp).astype(np.float32))
     assert (boundary(in1) & ~boundary(in1 | in2) & inp).any()  # the self-occlusion part is tested
 
@@ -125,7 +126,7 @@ def test_mesh_crossing_the_near_plane(renderer):
     front = np.concatenate([rect(-50.3, 210.6, -40.2, 170.7, 1.0),
                             np.array([[0, 0, -1.0], [0.3, 0, -1.0], [0, 0.3, -1.0]], np.float32)])
     faces = [QUAD, np.concatenate([QUAD, [[4, 5, 6]]])]
-    ov = O.overlap_edges([rect(*rear, 3.0), front], faces, F, C, W, H, [SMALL, SMALL], renderer=renderer)
+    ov = O.overlap_edges([rect(*rear, 3.0), front], faces, CAM, [SMALL, SMALL], renderer=renderer)
     np.testing.assert_array_equal(ov, boundary(inside_rect(*rear)).astype(np.float32))
 
 
@@ -179,12 +180,12 @@ def test_canny_method_equals_full_frame_reference(renderer):
     ov = edges(meshes, areas, renderer, 'canny')
 
     def emap(ms, k, ids=None):
-        rgb = renderer.render(ms, QUAD, F, C, W, H, outputs=('rgb',)).rgb
+        rgb = renderer.render(ms, QUAD, CAM, outputs=('rgb',)).rgb
         e = canny_magnitude(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0, 0].numpy()
         return e, (cv2.dilate(e, np.ones((k, k), np.uint8)) if k > 1 else e)
     total = emap([meshes[0]], 5)[1] + emap([meshes[1]], 3)[1]
     e_all, _ = emap(meshes, 1)
-    pid = renderer.render(meshes, QUAD, F, C, W, H, outputs=('person_id',)).person_id
+    pid = renderer.render(meshes, QUAD, CAM, outputs=('person_id',)).person_id
     # each pixel's person: the one shown there, else one within 4 px (Canny's reach; ties: the higher id)
     owner = pid.copy()
     for i in (0, 1):
@@ -217,12 +218,12 @@ def two_bodies():
 
 def _full(scene, renderer, w=400, h=480, f=(500.0, 500.0), c=(200.0, 240.0)):
     meshes, faces = scene
-    return O.overlap_edges(meshes, faces, f, c, w, h, [SMALL, SMALL], renderer=renderer)
+    return O.overlap_edges(meshes, faces, Camera(w, h, f, c), [SMALL, SMALL], renderer=renderer)
 
 
 def _crop(scene, a, size, renderer, f=(500.0, 500.0), c=(200.0, 240.0)):
     meshes, faces = scene
-    return O.overlap_edges_crop(meshes, faces, f, c, a, size, [SMALL, SMALL], renderer=renderer)
+    return O.overlap_edges_crop(meshes, faces, Camera(400, 480, f, c), a, size, [SMALL, SMALL], renderer=renderer)
 
 
 def test_crop_translation_flip_and_quarter_turn_are_exact(two_bodies, renderer):
@@ -260,33 +261,14 @@ def test_crop_matches_warped_full_map(two_bodies, renderer, deg, scale, flip):
     assert (d_to_c[w_edge] <= 2).mean() > 0.95
 
 
-def test_crop_camera_factorisation():
-    # fx != fy with a rotation: the affine times diag(fx, fy) = [[fx', skew], [0, fy']] @ rotation
-    a = cv2.getRotationMatrix2D((100.0, 80.0), 30.0, 0.7)
-    rot, f2, c2, flip, skew = O.crop_camera((500.0, 520.0), (320.0, 240.0), a, 256)
-    b = a[:, :2] @ np.diag([500.0, 520.0])
-    up = np.array([[f2[0], skew * f2[0]], [0, f2[1]]])
-    recon = up @ rot[:2, :2]
-    assert not flip and 0 < skew < 0.05
-    np.testing.assert_allclose(np.abs(recon), np.abs(b), rtol=1e-9, atol=1e-9)
-    rot3, f3, c3, _, skew3 = O.crop_camera(500.0, (320.0, 240.0), a, 256)
-    assert skew3 < 1e-12 and math.isclose(f3[0], 0.7 * 500.0) and math.isclose(f3[1], 0.7 * 500.0)
-    # a point lands on the same crop position (pixel coordinates, centres at integers) through the factorised camera
-    p = np.array([0.3, -0.2, 2.5])
-    img = np.array([500.0 * p[0] / p[2] + 320.0, 500.0 * p[1] / p[2] + 240.0])
-    crop_c = a[:, :2] @ img + a[:, 2]   # cv2's affine acts on pixel indices, which are pixel centres
-    q = rot3 @ p
-    np.testing.assert_allclose([f3[0] * q[0] / q[2] + c3[0], f3[1] * q[1] / q[2] + c3[1]], crop_c, atol=1e-9)
-
-
 def test_crop_scales_box_areas_for_dilation(two_bodies, renderer):
     # 4096 px^2 in the image, a 0.5x crop: 1024 px^2 there -> 3x3; at 2x: 16384 -> 5x5
     meshes, faces = two_bodies
     for s, k in ((0.5, 3), (2.0, 5)):
         a = np.array([[s, 0, -100 * s], [0, s, -50 * s]])
-        thin = O.overlap_edges_crop(meshes, faces, 500.0, (200.0, 240.0), a, 256, [SMALL, SMALL], renderer=renderer)
-        thick = O.overlap_edges_crop(meshes, faces, 500.0, (200.0, 240.0), a, 256, [4096.0, 4096.0],
-                                     renderer=renderer)
+        cam = Camera(400, 480, 500.0, (200.0, 240.0))
+        thin = O.overlap_edges_crop(meshes, faces, cam, a, 256, [SMALL, SMALL], renderer=renderer)
+        thick = O.overlap_edges_crop(meshes, faces, cam, a, 256, [4096.0, 4096.0], renderer=renderer)
         assert thin.sum() > 30
         np.testing.assert_array_equal(thick > 0, dilate(thin > 0, k))
 
@@ -303,9 +285,9 @@ def test_inputs_checked_and_torch_accepted(renderer):
     with pytest.raises(ValueError, match='occluding'):
         edges(m, [SMALL, SMALL], renderer, method='canny', occluding=True)
     with pytest.raises(ValueError, match='singular'):
-        O.overlap_edges_crop(m, QUAD, F, C, np.zeros((2, 3)), 64, [SMALL, SMALL], renderer=renderer)
+        O.overlap_edges_crop(m, QUAD, CAM, np.zeros((2, 3)), 64, [SMALL, SMALL], renderer=renderer)
     ref = edges(m, [SMALL, SMALL], renderer)
-    got = O.overlap_edges(torch.from_numpy(np.stack(m)), torch.from_numpy(QUAD), F, C, W, H,
+    got = O.overlap_edges(torch.from_numpy(np.stack(m)), torch.from_numpy(QUAD), CAM,
                           torch.tensor([SMALL, SMALL]), renderer=renderer)
     np.testing.assert_array_equal(got, ref)
 

@@ -14,12 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
+from common.camera import Camera
 from common.errors import UserError
 from common.render import renderer as R
 
 W = H = 64
 FX = FY = 100.0
 CX = CY = 32.0
+CAM = Camera(W, H, (FX, FY), (CX, CY))
 QUAD = np.array([[0, 1, 2], [0, 2, 3]])
 
 
@@ -40,7 +42,7 @@ def rect_at_depth(x0, x1, y0, y1, z):
 
 def test_square_footprint_depth_and_face_ids(renderer):
     x0, x1, y0, y1 = 7.3, 40.8, 12.6, 50.2  # no pixel centre on an edge
-    out = renderer.render([rect_at_depth(x0, x1, y0, y1, 2.0)], QUAD, (FX, FY), (CX, CY), W, H)
+    out = renderer.render([rect_at_depth(x0, x1, y0, y1, 2.0)], QUAD, CAM)
     u, v = centres()
     inside = (u > x0) & (u < x1) & (v > y0) & (v < y1)
     assert inside.sum() == 33 * 38  # columns 8..40, rows 13..50 (centres at integers)
@@ -65,14 +67,14 @@ def test_pixel_centre_convention(renderer):
     # and covers nothing (with pixel centres at +0.5 these would be (30..32, 21) and (40, 40))
     meshes = [rect_at_depth(9.9, 10.1, 4.9, 5.1, 3.0), rect_at_depth(20.6, 21.7, 30.2, 32.8, 3.0),
               rect_at_depth(40.2, 40.8, 40.2, 40.8, 3.0)]
-    out = renderer.render(meshes, QUAD, (FX, FY), (CX, CY), W, H, outputs=('person_id',))
+    out = renderer.render(meshes, QUAD, CAM, outputs=('person_id',))
     assert out.depth is None and out.rgb is None
     np.testing.assert_array_equal(np.argwhere(out.person_id == 0), [[5, 10]])
     np.testing.assert_array_equal(np.argwhere(out.person_id == 1), [[31, 21], [32, 21]])
     assert not (out.person_id == 2).any()
     # a camera point on the optical axis lands on the pixel whose index is the principal point
     dot = np.array([[-.002, -.002, 2.0], [.002, -.002, 2.0], [.002, .002, 2.0], [-.002, .002, 2.0]], np.float32)
-    out = renderer.render([dot], QUAD, (FX, FY), (17.0, 40.0), W, H, outputs=('person_id',))
+    out = renderer.render([dot], QUAD, Camera(W, H, (FX, FY), (17.0, 40.0)), outputs=('person_id',))
     np.testing.assert_array_equal(np.argwhere(out.person_id == 0), [[40, 17]])
 
 
@@ -84,8 +86,9 @@ def test_mirror_is_w_minus_1_minus_u(renderer):
     tri = np.array([[5.2, 3.1], [50.7, 12.4], [17.9, 38.3]])   # pixel coordinates
     v = np.stack([(tri[:, 0] - cx) * 2.0 / FX, (tri[:, 1] - cy) * 2.0 / FY, np.full(3, 2.0)], 1).astype(np.float32)
     face = np.array([[0, 1, 2]])
-    a = renderer.render([v], face, (FX, FY), (cx, cy), w, h, outputs=('depth',)).depth
-    b = renderer.render([v * np.float32([-1, 1, 1])], face, (FX, FY), (w - 1 - cx, cy), w, h, outputs=('depth',)).depth
+    a = renderer.render([v], face, Camera(w, h, (FX, FY), (cx, cy)), outputs=('depth',)).depth
+    b = renderer.render([v * np.float32([-1, 1, 1])], face, Camera(w, h, (FX, FY), (w - 1 - cx, cy)),
+                        outputs=('depth',)).depth
     u, vv = centres(w, h)
     cross = [(tri[(k + 1) % 3, 0] - tri[k, 0]) * (vv - tri[k, 1]) - (tri[(k + 1) % 3, 1] - tri[k, 1]) * (u - tri[k, 0])
              for k in range(3)]
@@ -104,7 +107,7 @@ def test_nearer_mesh_wins(renderer):
     in_near = (u > 20.7) & (u < 55.6) & (v > 25.3) & (v < 60.1)
     assert (in_far & in_near).sum() > 100
     for order in ([far, near], [near, far]):  # draw order must not matter
-        out = renderer.render(order, QUAD, (FX, FY), (CX, CY), W, H)
+        out = renderer.render(order, QUAD, CAM)
         near_idx = 1 if order[1] is near else 0
         exp_person = np.where(in_near, near_idx, np.where(in_far, 1 - near_idx, -1))
         np.testing.assert_array_equal(out.person_id, exp_person)
@@ -126,7 +129,7 @@ def test_cube_front_face(renderer):
                 q.append(idx(*k))
             faces += [[q[0], q[1], q[2]], [q[0], q[2], q[3]]]
     faces = np.array(faces)
-    out = renderer.render([c.astype(np.float32)], faces, FX, (CX, CY), W, H)
+    out = renderer.render([c.astype(np.float32)], faces, CAM)
     front = {i for i, f in enumerate(faces) if all(c[j, 2] < 3.0 for j in f)}
     assert len(front) == 2
     # the front face projects to x in [32+100*(-.45)/2.5, 32+100*.55/2.5] = [14, 54]; take its interior
@@ -140,7 +143,7 @@ def test_tilted_plane_depth_is_perspective_correct(renderer):
     X = np.array([-.5, .5, .5, -.5])
     Y = np.array([-.5, -.5, .5, .5])
     verts = np.stack([X, Y, 2 + 0.8 * X + 0.3 * Y], 1).astype(np.float32)
-    out = renderer.render([verts], QUAD, (FX, FY), (CX, CY), W, H, outputs=('depth', 'face_id'))
+    out = renderer.render([verts], QUAD, CAM, outputs=('depth', 'face_id'))
     u, v = centres()
     dx, dy = (u - CX) / FX, (v - CY) / FY
     t = 2.0 / (1 - 0.8 * dx - 0.3 * dy)         # ray (dx, dy, 1) * t meets the plane
@@ -180,7 +183,7 @@ def test_part_ids_per_face(renderer):
     assert kinds[1] and kinds[2] and kinds[3]
     np.testing.assert_array_equal(R.face_part_ids(faces, parts), expected)
 
-    out = renderer.render([verts], faces, (FX, FY), (CX, CY), W, H, part_ids=parts)
+    out = renderer.render([verts], faces, CAM, part_ids=parts)
     fg = out.face_id >= 0
     assert fg.sum() > 1000 and len(np.unique(out.face_id[fg])) == len(faces)
     np.testing.assert_array_equal(out.part_id[fg], expected[out.face_id[fg]])
@@ -195,7 +198,7 @@ def test_rgb_shading(renderer):
     s = np.array([[-.25, -.3, 0], [.25, -.3, 0], [.25, .3, 0], [-.25, .3, 0]])
     rot = np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]])
     turned = (s @ rot.T + [0.35, 0.0, 2.0]).astype(np.float32)
-    out = renderer.render([facing, turned], QUAD, (FX, FY), (CX, CY), W, H, bg_color=bg)
+    out = renderer.render([facing, turned], QUAD, CAM, bg_color=bg)
     assert out.rgb.shape == (H, W, 3) and out.rgb.dtype == np.uint8
     fg = out.depth > 0
     assert (out.rgb[~fg] == bg).all()
@@ -207,11 +210,11 @@ def test_rgb_shading(renderer):
     assert np.ptp(out.rgb[out.person_id == 0], axis=0).max() <= 1
 
     # two-sided: reversing the winding (flipping the normals) changes nothing
-    flipped = renderer.render([facing, turned], QUAD[:, ::-1], (FX, FY), (CX, CY), W, H, bg_color=bg)
+    flipped = renderer.render([facing, turned], QUAD[:, ::-1], CAM, bg_color=bg)
     np.testing.assert_array_equal(flipped.rgb, out.rgb)
 
     # unlit: exactly the per-mesh colours
-    flat = renderer.render([facing, turned], QUAD, (FX, FY), (CX, CY), W, H, shade=False,
+    flat = renderer.render([facing, turned], QUAD, CAM, shade=False,
                            colors=[(255, 0, 0), (0, 0, 255)], outputs=('person_id', 'rgb'))
     assert (flat.rgb[flat.person_id == 0] == (255, 0, 0)).all()
     assert (flat.rgb[flat.person_id == 1] == (0, 0, 255)).all()
@@ -222,7 +225,7 @@ def test_part_palette_colours(renderer):
     verts = rect_at_depth(5.2, 58.7, 5.2, 58.7, 2.0)
     parts = np.array([0, 1, 1, 2])  # face 0: majority 1; face 1 (0, 1, 2): all differ -> first, 0
     pal = np.array([(200, 0, 0), (0, 200, 0), (0, 0, 200)])
-    out = renderer.render([verts], QUAD, FX, (CX, CY), W, H, part_ids=parts, part_colors=pal, shade=False)
+    out = renderer.render([verts], QUAD, CAM, part_ids=parts, part_colors=pal, shade=False)
     fg = out.face_id >= 0
     np.testing.assert_array_equal(out.part_id[fg], np.array([1, 0])[out.face_id[fg]])
     np.testing.assert_array_equal(out.rgb[fg], pal[out.part_id[fg]])
@@ -230,27 +233,27 @@ def test_part_palette_colours(renderer):
 
 def test_output_subsets_match_full_render(renderer):
     meshes = [rect_at_depth(5.2, 40.3, 5.2, 40.3, 3.0), rect_at_depth(20.7, 55.6, 25.3, 60.1, 2.0)]
-    full = renderer.render(meshes, QUAD, (FX, FY), (CX, CY), W, H, part_ids=np.arange(4))
+    full = renderer.render(meshes, QUAD, CAM, part_ids=np.arange(4))
     for outputs in (('depth',), ('face_id', 'rgb'), ('part_id', 'person_id')):
-        sub = renderer.render(meshes, QUAD, (FX, FY), (CX, CY), W, H, part_ids=np.arange(4), outputs=outputs)
+        sub = renderer.render(meshes, QUAD, CAM, part_ids=np.arange(4), outputs=outputs)
         for name in R.OUTPUTS:
             if name in outputs:
                 np.testing.assert_array_equal(getattr(sub, name), getattr(full, name))
             else:
                 assert getattr(sub, name) is None
     with pytest.raises(ValueError):
-        renderer.render(meshes, QUAD, FX, (CX, CY), W, H, outputs=('normals',))
+        renderer.render(meshes, QUAD, CAM, outputs=('normals',))
 
 
 def test_per_mesh_faces_and_offscreen(renderer):
     tri = rect_at_depth(5.2, 30.3, 5.2, 30.3, 2.0)[:3]
     quad = rect_at_depth(35.2, 60.3, 35.2, 60.3, 2.0)
     behind = quad * np.float32([1, 1, -1])  # behind the camera: invisible
-    out = renderer.render([tri, quad, behind], [np.array([[0, 1, 2]]), QUAD, QUAD], FX, (CX, CY), W, H)
+    out = renderer.render([tri, quad, behind], [np.array([[0, 1, 2]]), QUAD, QUAD], CAM)
     assert set(np.unique(out.face_id[out.person_id == 0])) == {0}
     assert set(np.unique(out.face_id[out.person_id == 1])) == {0, 1}
     assert not (out.person_id == 2).any()
-    none = renderer.render([behind], QUAD, FX, (CX, CY), W, H)
+    none = renderer.render([behind], QUAD, CAM)
     assert (none.depth == 0).all() and (none.face_id == -1).all() and (none.rgb == 255).all()
 
 
@@ -259,13 +262,13 @@ def test_one_context_per_process_reused(renderer):
     ctx = R.get_context()
     quad = rect_at_depth(5.2, 30.3, 5.2, 30.3, 2.0)
     with mock.patch.object(moderngl, 'create_standalone_context', wraps=moderngl.create_standalone_context) as new:
-        a = renderer.render([quad], QUAD, FX, (CX, CY), W, H)
-        b = R.Renderer().render([quad], QUAD, FX, (CX, CY), 96, 80)  # another size, another Renderer
+        a = renderer.render([quad], QUAD, CAM)
+        b = R.Renderer().render([quad], QUAD, Camera(96, 80, FX, (CX, CY)))  # another size, another Renderer
         assert R.get_context() is ctx
         np.testing.assert_array_equal(a.depth > 0, b.depth[:H, :W] > 0)
 
         result = {}
-        t = threading.Thread(target=lambda: result.update(out=renderer.render([quad], QUAD, FX, (CX, CY), W, H)))
+        t = threading.Thread(target=lambda: result.update(out=renderer.render([quad], QUAD, CAM)))
         t.start()
         t.join()
         np.testing.assert_array_equal(result['out'].face_id, a.face_id)
@@ -275,13 +278,13 @@ def test_one_context_per_process_reused(renderer):
 
 def test_forked_child_gets_a_clear_error(renderer):
     quad = rect_at_depth(5.2, 30.3, 5.2, 30.3, 2.0)
-    renderer.render([quad], QUAD, FX, (CX, CY), W, H)
+    renderer.render([quad], QUAD, CAM)
     pid = os.fork()
     if pid == 0:  # child: must fail fast with UserError, never hang
         signal.alarm(20)
         code = 3
         try:
-            renderer.render([quad], QUAD, FX, (CX, CY), W, H)
+            renderer.render([quad], QUAD, CAM)
             code = 1
         except UserError as e:
             code = 0 if 'fork' in str(e) and '\n' not in str(e) else 2
@@ -318,10 +321,10 @@ def test_depth_layers_match_alone_renders(renderer):
         x0, y0 = int(rng.integers(0, W // 2)), int(rng.integers(0, H // 2))
         wins.append((x0, y0, int(rng.integers(x0 + 1, W + 1)), int(rng.integers(y0 + 1, H + 1))))
     for sel in (list(range(10)), [3]):
-        got = renderer.render_depth_layers([meshes[i] for i in sel], [faces[i] for i in sel], (FX, FY), (CX, CY), W, H,
+        got = renderer.render_depth_layers([meshes[i] for i in sel], [faces[i] for i in sel], CAM,
                                            [wins[i] for i in sel])
         for i, d in zip(sel, got):
             x0, y0, x1, y1 = wins[i]
-            ref = renderer.render([meshes[i]], [faces[i]], (FX, FY), (CX, CY), W, H, outputs=('depth',)).depth
+            ref = renderer.render([meshes[i]], [faces[i]], CAM, outputs=('depth',)).depth
             assert d.shape == (y1 - y0, x1 - x0)
             np.testing.assert_array_equal(d, ref[y0:y1, x0:x1])

@@ -13,7 +13,7 @@ from common.metrics import mpvpe
 from common.paths import ROOT
 from main.checkpoint import latest_checkpoint, load_checkpoint
 from main.config import load_config
-from main.model import Model
+from main.model import Body, Head, Model
 from main.trainer import make_optimizer, set_lr
 
 TINY = ['model.backbone=resnet18', 'model.procedural_vertices=800']
@@ -106,8 +106,10 @@ def test_root_loss_near_pi(body, root_loss):
     pose = targets['pose_param'].clone()
     pose[:, :3] = pred_aa
     zeros = lambda *s: torch.zeros(*s)  # noqa: E731
-    losses = model.losses(zeros(1, 15, 3), pose, axis_angle_to_matrix(pred_aa), zeros(1, 10), zeros(1, 30, 3),
-                          zeros(1, 30, 2), targets, meta)
+    head = Head(zeros(1, 15, 3), zeros(1, 15, 1), pose, zeros(1, 10), zeros(1, 3), axis_angle_to_matrix(pred_aa),
+                zeros(1))
+    body = Body(None, zeros(1, 30, 3), None, zeros(1, 30, 2))
+    losses = model.losses(head, body, targets, meta)
     if root_loss == 'matrix':
         assert losses['smpl_pose'].abs().max() == 0
         assert 0 < losses['smpl_root'].sum() < 9 * 2 * eps

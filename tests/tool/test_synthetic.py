@@ -202,7 +202,7 @@ def test_failed_scene_is_retried_then_skipped_and_counted(egl, tmp_path):
     bad = make_image(bad_job)
     assert bad.image is None and 'NaN' in bad.error and not (tmp_path / 'b.jpg').exists()
     jobs = [Job(0, 'train', 's', 'a.jpg', '', 1, o), bad_job]
-    lines = M.summarize([ok, bad], jobs, {'train': 2}, tmp_path, 1.0, None, None, False, 0)
+    lines = M.summarize([ok, bad], jobs, {'train': 2}, tmp_path, 1.0, None, False, 0)
     assert lines[0].startswith('wrote 1/2 images')
     assert any(line.startswith('skipped s/b.jpg:') and 'NaN' in line for line in lines)
     assert any('1 image(s) skipped' in line for line in lines)

@@ -108,8 +108,8 @@ def test_targets_follow_the_crop(tiny_set, renderer):
     ds = EdgeCrops(tiny_set, 'test', SIZE, train=False)
     s, p = ds.items[0]
     scene = ds.scenes[s]
-    meshes, faces, f, c = ds.meshes(s)
-    full = renderer.render(meshes, faces, f, c, scene.width, scene.height, outputs=('person_id',)).person_id >= 0
+    meshes, faces, camera = ds.meshes(s)
+    full = renderer.render(meshes, faces, camera, outputs=('person_id',)).person_id >= 0
     img = pre.load_img(ds.image_dir / scene.image)
     bbox = pre.process_bbox(scene.people[p].bbox, scene.width, scene.height, scale=BOX_SCALE, train=False)
     for aug in (pre.AugConfig(scale=1.1, rot=12.0), pre.AugConfig(scale=0.9, rot=-20.0, do_flip=True)):

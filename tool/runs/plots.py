@@ -20,6 +20,7 @@ def draw_montage(qs, npz, path):
 
     from common import vis
     from common.body.smpl import body_model
+    from common.camera import Camera
     from common.edges.base import build_edge
     from data.dataset import get_dataset_class
     tcfg, _ = exp_config(qs, 'teacher')
@@ -45,14 +46,14 @@ def draw_montage(qs, npz, path):
             with torch.no_grad():
                 verts, _ = body(*(torch.as_tensor(p[k][j:j + 1], dtype=torch.float32)
                                   for k in ('pose', 'shape', 'cam_trans')))
-            row.append(vis.render_meshes(crop, [verts[0]], body.faces, tcfg.model.focal, (S / 2, S / 2),
+            row.append(vis.render_meshes(crop, [verts[0]], body.faces, Camera(S, S, tcfg.model.focal, (S / 2, S / 2)),
                                          colors=[vis.PALETTE[REPORT_ORDER.index(m)]])[0])
         # the GT mesh, from the image camera into the crop's
         a = meta['img2bb_trans'].numpy()
         f, c = np.asarray(rec.person.focal, float), np.asarray(rec.person.princpt, float)
         focal = (f[0] * a[0, 0], f[1] * a[1, 1])
         princpt = tuple(a[:, :2] @ c + a[:, 2])
-        row.append(vis.render_meshes(crop, [targets['mesh_cam']], body.faces, focal, princpt,
+        row.append(vis.render_meshes(crop, [targets['mesh_cam']], body.faces, Camera(S, S, focal, princpt),
                                      colors=[(200, 200, 200)])[0])
         rows.append(row)
         occ = f'{rec.occlusion:.0%}' if np.isfinite(rec.occlusion) else 'n/a'

@@ -204,7 +204,7 @@ def _floor_texture(rng, X, Z, kind, base, other):
 
 
 def floor_background(rng, w, h, cam, outdoor):
-    """Floor (+ back wall, or sky) as seen by `cam` (a scene.Camera): ray-cast per pixel."""
+    """Floor (+ back wall, or sky) as seen by `cam` (a scene.SceneCamera): ray-cast per pixel."""
     # pixel centres at integers (OpenCV, as the renderer): the ray of pixel (u, v) goes through (u, v)
     u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     d = np.stack([(u - cam.princpt[0]) / cam.focal[0], (v - cam.princpt[1]) / cam.focal[1], np.ones_like(u)], -1)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from common.body.joint_sets import OPENPOSE18
+from common.edges.overlap import overlap_edges
 from common.errors import UserError
 from common.io import atomic_write_bytes
 from common.pipeline import simulated_detector as D
@@ -72,7 +73,7 @@ class Result:
     index: int
     image: dict = None
     annotations: list = field(default_factory=list)
-    tile: tuple = None    # (contact-sheet tile [h, w, 3] uint8, overlap-edge source)
+    tile: np.ndarray = None   # contact-sheet tile [h, w, 3] uint8
     attempts: int = 1
     error: str = None
     stats: dict = field(default_factory=dict)
@@ -149,10 +150,9 @@ def _stack_behind(rng, cam, people):
 def render_people(renderer, cam, people, faces, part_ids):
     mats = [p.materials + k * A.MATERIALS_PER_PERSON for k, p in enumerate(people)]
     pal = A.scene_palette([p.colours for p in people])
-    full = renderer.render([p.verts for p in people], faces, cam.focal, cam.princpt, cam.width, cam.height,
-                           part_ids=mats, part_colors=pal, outputs=('depth', 'person_id', 'rgb'))
-    alone = [renderer.render([p.verts], faces, cam.focal, cam.princpt, cam.width, cam.height,
-                             outputs=('person_id',)).person_id >= 0 for p in people]
+    full = renderer.render([p.verts for p in people], faces, cam, part_ids=mats, part_colors=pal,
+                           outputs=('depth', 'person_id', 'rgb'))
+    alone = [renderer.render([p.verts], faces, cam, outputs=('person_id',)).person_id >= 0 for p in people]
     return full, alone
 
 
@@ -300,8 +300,7 @@ def _attempt(rng, job, res):
                                                                                         for p in people),
                  'camera': (cam.focal[0] / max(W, H), cam.z_anchor, cam.elevation_deg)}
     if job.tile_height:
-        res.tile = contact_tile(img, cam, people, faces, part_ids, boxes, dets, full, alone, renderer,
-                                job.tile_height)
+        res.tile = contact_tile(img, cam, people, faces, boxes, dets, renderer, job.tile_height)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,26 +309,10 @@ def _attempt(rng, job, res):
 _LIMB_COLOURS = [(255, 80, 80), (80, 200, 255), (255, 220, 60), (120, 255, 120), (230, 120, 255)]
 
 
-def overlap_map(cam, people, faces, part_ids, boxes, full, alone, renderer):
-    """(map [H, W] float32, source): the project's SMPL overlap edges when common.edges.overlap exists,
-    else hidden contours from the alone/joint renders (source 'fallback')."""
-    try:
-        from common.edges.overlap import overlap_edges
-    except ImportError:
-        edges = np.zeros((cam.height, cam.width), np.float32)
-        kernel = np.ones((3, 3), np.uint8)
-        for k, m in enumerate(alone):
-            m8 = m.astype(np.uint8)
-            contour = (m8 - cv2.erode(m8, kernel)).astype(bool)
-            edges[contour & (full.person_id != k)] = 1
-        return edges, 'fallback'
-    areas = [float(b[2] * b[3]) for b in boxes]
-    return overlap_edges([p.verts for p in people], faces, cam.focal, cam.princpt, cam.width, cam.height,
-                         areas, part_ids=part_ids, renderer=renderer), 'common.edges.overlap'
-
-
-def contact_tile(img, cam, people, faces, part_ids, boxes, dets, full, alone, renderer, tile_h):
-    edges, source = overlap_map(cam, people, faces, part_ids, boxes, full, alone, renderer)
+def contact_tile(img, cam, people, faces, boxes, dets, renderer, tile_h):
+    """The image beside its annotations: 2D detections, boxes and the SMPL overlap edges (red)."""
+    edges = overlap_edges([p.verts for p in people], faces, cam, [float(b[2] * b[3]) for b in boxes],
+                          renderer=renderer)
     ann = (img.astype(np.float32) * 0.45).astype(np.uint8)
     ann[edges > 0.5] = (255, 40, 40)
     for k, (b, det) in enumerate(zip(boxes, dets)):
@@ -351,5 +334,4 @@ def contact_tile(img, cam, people, faces, part_ids, boxes, dets, full, alone, re
     e_small = cv2.resize(cv2.dilate((edges > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)), size,
                          interpolation=cv2.INTER_NEAREST).astype(bool)
     right[e_small] = (255, 40, 40)
-    tile = np.concatenate([left, np.full((tile_h, 2, 3), 255, np.uint8), right], 1)
-    return tile, source
+    return np.concatenate([left, np.full((tile_h, 2, 3), 255, np.uint8), right], 1)

@@ -2,7 +2,7 @@
 
 Frames. The *world* frame is the camera's, levelled: x right, y DOWN (gravity), z forward horizontal,
 origin at the camera centre, floor at y = camera height. The camera is pitched down by `tilt_deg`;
-`Camera.R` maps world to camera coordinates (OpenCV axes). SMPL's template is y-up, so an upright
+`SceneCamera.R` maps world to camera coordinates (OpenCV axes). SMPL's template is y-up, so an upright
 body facing the camera has world root orientation Rx(pi); `yaw` turns it about the vertical
 (0 = facing the camera). Everything stored in the annotations is in the camera frame, as in 3DPW:
 BodyModel(pose, shape, trans) gives camera-frame vertices, and projecting them with the intrinsics
@@ -27,6 +27,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from common.body.joint_sets import OPENPOSE18, SMPL30
+from common.camera import Camera
 from tool.synthetic.poses import OTHER_NAMES, POSE_NAMES, SIT_BEND_NAMES, euler_to_axis_angle, sample_pose_euler
 
 GENDERS = ('neutral', 'male', 'female')
@@ -48,12 +49,9 @@ class SceneError(Exception):
     """A scene that cannot be used (e.g. a mesh with NaNs, nobody visible): retried with a new seed."""
 
 
-@dataclass
-class Camera:
-    width: int
-    height: int
-    focal: tuple
-    princpt: tuple
+@dataclass(frozen=True)
+class SceneCamera(Camera):
+    """The image's camera and where it stands: height above the floor, pitch."""
     height_m: float      # camera height above the floor
     tilt_deg: float      # pitched down by this much
     z_anchor: float = 4.0  # depth of the first person placed (the camera looks at about there)
@@ -66,22 +64,6 @@ class Camera:
         return np.array([[1.0, 0.0, 0.0],
                          [0.0, math.cos(t), -math.sin(t)],
                          [0.0, math.sin(t), math.cos(t)]])
-
-    def outside(self, pts):
-        """[N] bool: the points [N, 3] (camera frame) that project outside the image."""
-        uv = self.project(pts)
-        return ~((uv[:, 0] >= 0) & (uv[:, 0] < self.width) & (uv[:, 1] >= 0) & (uv[:, 1] < self.height))
-
-    def project(self, pts):
-        """[..., 3] camera-frame points -> [..., 2] pixels (OpenCV convention, as the renderer: pixel centres at integers)."""
-        pts = np.asarray(pts, np.float64)
-        z = np.maximum(pts[..., 2], 1e-6)
-        return np.stack([self.focal[0] * pts[..., 0] / z + self.princpt[0],
-                         self.focal[1] * pts[..., 1] / z + self.princpt[1]], -1)
-
-    def to_json(self):
-        return {'focal': [float(self.focal[0]), float(self.focal[1])],
-                'princpt': [float(self.princpt[0]), float(self.princpt[1])]}
 
 
 @dataclass
@@ -120,7 +102,7 @@ def sample_camera(rng, width, height, focal=FOCAL):
     # look at the middle of a person standing at the anchor depth, give or take
     elevation = math.degrees(math.atan2(cam_h - 0.9, z_anchor))
     tilt = float(np.clip(elevation + rng.normal(0, 2), -5, 35))
-    return Camera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=tilt, z_anchor=z_anchor,
+    return SceneCamera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=tilt, z_anchor=z_anchor,
                   elevation_deg=elevation)
 
 
@@ -166,7 +148,7 @@ def frame_camera(rng, width, height, anchor, cut, focal=FOCAL, distance=None, el
     else:
         feet = tilt_at(down.max(), (1 - margin) * height)
         tilt = rng.uniform(feet, head) if feet <= head else head
-    return Camera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=math.degrees(tilt), z_anchor=z,
+    return SceneCamera(int(width), int(height), (f, f), princpt, height_m=cam_h, tilt_deg=math.degrees(tilt), z_anchor=z,
                   elevation_deg=math.degrees(math.atan2(cam_h - aim, z)))
 
 
