@@ -1,7 +1,7 @@
 """Scenes: the SMPL people of one image with their cameras, as any dataset's annotations give them.
 
 Every dataset module has `read_scenes(root, split) -> list[Scene]`; rendering overlap edges (offline with
-tool/make_overlap_edges.py, or on the fly in the loaders) works on scenes only, so it needs no knowledge
+tool/make_data/make_overlap_edges.py, or on the fly in the loaders) works on scenes only, so it needs no knowledge
 of the formats. Overlap-edge files live beside the images they belong to, one rule for every dataset:
 
     <dataset root>/overlap_edges/<image path relative to the image folder, suffix .png>
@@ -142,7 +142,7 @@ def _sefd_names(folders, rel_dir, name):
 
 def sefd_edge_paths(dataset, root, image_rel, split=''):
     """SEFD's overlap-edge files for one image (JPEG, full frame, as SEFD's tools write them), most likely first: the
-    first is where `tool/make_overlap_edges.py --layout sefd` writes. [] for a dataset SEFD has none for.
+    first is where `tool/make_data/make_overlap_edges.py --layout sefd` writes. [] for a dataset SEFD has none for.
 
     3DPW (and the synthetic set): SMPL_overlap_edge1 (test, as distributed) / SMPL_overlap_edge2 (its loader's
       other folder) / SMPL_overlap_edge (its tool's) beside imageFiles, then <sequence>/<file>.

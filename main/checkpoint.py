@@ -70,7 +70,7 @@ def load_checkpoint(path, epoch=None, prefer_last=False, what='checkpoint'):
     path = latest_checkpoint(path, epoch, prefer_last)
     ckpt = load_torch_file(path, what)   # weights-only: no checkpoint can run code
     from main.published_checkpoint import convert_published, is_published
-    if is_published(ckpt):  # a 3DCrowdNet / SEFD snapshot: converted on load (tool/convert_checkpoint.py: once)
+    if is_published(ckpt):  # a 3DCrowdNet / SEFD snapshot: converted on load (tool/convert/convert_checkpoint.py: once)
         ckpt = convert_published(ckpt, path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get('model'), dict):
         keys = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__

@@ -56,7 +56,7 @@ class ModelConfig:
 class EdgeConfig:
     type: str = 'none'             # none | smpl_overlap (the teacher's) | a student edge of EDGES; the 4th channel
     overlap_source: str = 'render' # smpl_overlap: render per crop from the GT meshes, or read files
-                                   # written by tool/make_overlap_edges.py ('file')
+                                   # written by tool/make_data/make_overlap_edges.py ('file')
     overlap_method: str = 'geometric'  # geometric (id/depth buffers, exact) | canny (SEFD: Canny of renders)
     overlap_occluding: bool = False    # also mark the occluders' outlines over the people behind them
                                        # (closer to SEFD's Canny difference; geometric only)
@@ -150,7 +150,7 @@ class RefineConfig:
     conf_thr: float = 0.5          # keypoints at or below this detector score are not fitted
     sigma: float = 0.3             # Geman-McClure scale (box heights): larger errors count less and less
     w_net: float = 0.002           # pull toward the network's body pose (squared radians)
-    w_prior: float = 0.0002        # the pose prior learnt from the synthetic poses (tool/fit_pose_prior.py)
+    w_prior: float = 0.0002        # the pose prior learnt from the synthetic poses (tool/make_data/fit_pose_prior.py)
     w_angle: float = 0.1           # knees and elbows bent backwards (squared radians)
     w_shape: float = 0.0005        # squared shape coefficients
 

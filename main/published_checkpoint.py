@@ -4,7 +4,7 @@ A published `snapshot_<epoch>.pth.tar` (3DCrowdNet_RELEASE, ICCV2023_SEFD_RELEAS
 {'epoch', 'network', 'optimizer'}; 'network' is the state dict of the DataParallel-wrapped model, so every key
 starts with 'module.'. `convert_published(obj, path)` turns it into {'model': our state dict, 'config': the
 config its weights imply, 'epoch', 'published': {...}}; `main.checkpoint.load_checkpoint` does that on load
-(test.py, train.py, load_teacher, the demo), `tool/convert_checkpoint.py IN OUT` once, to a file.
+(test.py, train.py, load_teacher, the demo), `tool/convert/convert_checkpoint.py IN OUT` once, to a file.
 
 What maps where (published key after 'module.'  ->  ours):
 
@@ -203,7 +203,7 @@ def convert_published(obj, path):
         tcfg = type(cfg)(model=dataclasses.replace(cfg.model))
         tcfg.mode, tcfg.edge.type = 'teacher', 'smpl_overlap'
         out['teacher'] = {'model': parts['teacher'], 'config': tcfg.to_dict()}
-    if parts['edge']:   # read by edge.weights once tool/convert_checkpoint.py has written it to its own file
+    if parts['edge']:   # read by edge.weights once tool/convert/convert_checkpoint.py has written it to its own file
         out['edge_net'] = {'type': edge_type, 'state_dict': parts['edge']}
     log.info(f'{path}: a published {kind} snapshot (epoch {out["epoch"]}), converted: mode={cfg.mode} '
              f'edge.type={cfg.edge.type} model.backbone={cfg.model.backbone} model.input_size={cfg.model.input_size} '

@@ -101,7 +101,7 @@ def setup_testing(model, cfg, gpu):
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device, name=None, progress=True, alter=None):
     """Run `model` (eval mode, restored afterwards) over `dataset`; returns an EvalResult. alter(inputs) -> inputs,
-    when given, changes each batch's model inputs (tool/probe_inputs.py), never its targets."""
+    when given, changes each batch's model inputs (tool/experiments/probe_inputs.py), never its targets."""
     loader = make_loader(dataset, cfg, cfg.test.batch_size, device, evaluation=True)
     acc, preds, labels = MetricAccumulator(), {k: [] for k in PREDICTIONS + ('ann_id', 'bbox')}, {}
     was_training = model.training

@@ -22,7 +22,7 @@ W, H = 320, 240
 
 
 def photo_options(scale='small'):
-    """The tool/make_synthetic.py options of the quickstart's synthetic set (assets/yaml/quickstart/<scale>.yml) but
+    """The tool/make_data/make_synthetic.py options of the quickstart's synthetic set (assets/yaml/quickstart/<scale>.yml) but
     its size, seed and split, as {option: value} and as arguments: what the default model trains on."""
     block = yaml.safe_load((ROOT / 'assets' / 'yaml' / 'quickstart' / f'{scale}.yml').read_text())['synthetic']
     options = {k: v for k, v in block.items() if k not in ('num_images', 'seed', 'split')}

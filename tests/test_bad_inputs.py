@@ -28,7 +28,7 @@ from tests import fixtures
 
 TINY = ['model.backbone=resnet18', 'model.procedural_vertices=800', 'model.input_size=64']
 SYNTH = ['--width', '64', '--height', '96', '--seq-len', '2', '--workers', '0', '--contact-count', '1',
-         '--no-progress']   # tool/make_synthetic.py, tiny
+         '--no-progress']   # tool/make_data/make_synthetic.py, tiny
 
 
 # ---------------------------------------------------------------------------------------------- the config
@@ -78,7 +78,8 @@ def test_every_config_number_is_checked_for_type_finiteness_and_range():
         with pytest.raises(UserError, match=re.escape(override.split('=')[0])):
             load_config(None, [override])
     # the tools' numeric flags, by the same check
-    from tool import make_overlap_edges, make_synthetic, train_edge
+    from tool.experiments import train_edge
+    from tool.make_data import make_overlap_edges, make_synthetic
     for parse, base, flags, floats in (
             (train_edge.parse_args, ['--edge', 'see'], ('--save-every', '--max-test', '--eval-every', '--workers',
                                                         '--seed', '--batch'), ('--lr', '--weight-decay')),
@@ -92,7 +93,8 @@ def test_every_config_number_is_checked_for_type_finiteness_and_range():
 
 # ---------------------------------------------------------------------------------------------- folders named
 def test_a_folder_the_user_names_is_checked_before_anything_in_it_is_deleted(tmp_path):
-    from tool import make_synthetic, quickstart
+    from tool import quickstart
+    from tool.make_data import make_synthetic
     mine = tmp_path / 'mine'
     (mine / 'runs').mkdir(parents=True)
     (mine / 'runs' / 'thesis.tex').write_text('years of work')
@@ -123,14 +125,14 @@ def test_a_folder_the_user_names_is_checked_before_anything_in_it_is_deleted(tmp
 
 @pytest.mark.slow
 def test_a_regeneration_is_built_beside_and_swapped_in_only_when_complete(tmp_path, renderer):
-    from tool import make_synthetic
+    from tool.make_data import make_synthetic
     out = tmp_path / 'Synthetic'
     assert make_synthetic.main(['--out', str(out), '--num-images', '3', '--seed', '1'] + SYNTH) == 0
     files = {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()}
     assert any(p.suffix == '.jpg' for p in files)
     # interrupted while the new set is made: the old one is untouched, nothing is left beside it
     start = time.time()
-    proc = subprocess.Popen([sys.executable, 'tool/make_synthetic.py', '--out', str(out), '--num-images', '60',
+    proc = subprocess.Popen([sys.executable, 'tool/make_data/make_synthetic.py', '--out', str(out), '--num-images', '60',
                              '--seed', '2'] + SYNTH, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 120
@@ -334,7 +336,7 @@ def test_weights_that_cannot_be_used_are_one_line_at_load(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the rest
 def test_train_edge_checks_out_before_training(tmp_path):
-    from tool import train_edge
+    from tool.experiments import train_edge
     for out, message in ((tmp_path, 'is a folder'), (tmp_path / 'w.json', 'report is written')):
         with pytest.raises(UserError, match=message):
             train_edge.main(['--edge', 'see', '--data', str(tmp_path / 'no_data'), '--out', str(out)])

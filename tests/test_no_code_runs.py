@@ -67,8 +67,8 @@ def test_no_entry_point_runs_a_checkpoint(tmp_path):
         'edge.weights': train + ['mode=student', 'edge.type=hed', f'edge.weights={evil}'],
         'demo/demo.py --ckpt': ['demo/demo.py', '--ckpt', evil, '--img', next((data / 'Synthetic').rglob('*.jpg')),
                                 '--out', tmp_path / 'demo'],
-        'tool/convert_checkpoint.py': ['tool/convert_checkpoint.py', evil, tmp_path / 'converted.pth.tar'],
-        'tool/train_edge.py --init': ['tool/train_edge.py', '--edge', 'hed', '--init', evil, '--data',
+        'tool/convert/convert_checkpoint.py': ['tool/convert/convert_checkpoint.py', evil, tmp_path / 'converted.pth.tar'],
+        'tool/experiments/train_edge.py --init': ['tool/experiments/train_edge.py', '--edge', 'hed', '--init', evil, '--data',
                                       data / 'Synthetic', '--out', tmp_path / 'hed.pth', '--steps', '1'],
     }
     for what, cmd in cases.items():

@@ -212,7 +212,7 @@ def _read_npz(path):
         raise UserError(f'{path}: no such file') from None
     except Exception as e:
         raise UserError(f'{path}: cannot read it as an npz model file ({type(e).__name__}: {e}); '
-                        f'regenerate it (python tool/convert_smpl.py) or delete it') from e
+                        f'regenerate it (python tool/convert/convert_smpl.py) or delete it') from e
 
 
 def validate_model_arrays(arrays, path):

@@ -5,7 +5,7 @@ bilinear upsampling to the input size, and a 1x1 fusion of the five; the edge ma
 
 Weights: pytorch-hed's `network-bsds500.pytorch`, a bare state dict whose keys start with `module`
 (moduleVggOne.0.weight, ..., moduleCombine.0.weight); its own code renames `module` -> `net` on load. Both
-namings are accepted; tool/train_edge.py saves the file's `module` naming.
+namings are accepted; tool/experiments/train_edge.py saves the file's `module` naming.
 Input: BGR, 0..255, minus the Caffe BGR means (SEFD subtracted those means from RGB: see learned.py).
 """
 import torch

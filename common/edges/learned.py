@@ -12,7 +12,7 @@ wrong (SEFD's released edge code), which we do not reproduce:
 | SEE     | RGB in [0, 1] (SEFD's own net; no official other) | the same                                |
 
 Weights: `edge.weights` (official file, relative to the repo root or absolute); when empty, the file that
-`python tool/train_edge.py --edge <type>` writes, output/edge_weights/<type>.pth.
+`python tool/experiments/train_edge.py --edge <type>` writes, output/edge_weights/<type>.pth.
 """
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,14 +48,14 @@ def default_weights_path(kind):
 
 
 def resolve_weights(edge_cfg, kind, official):
-    """The weights file of edge type `kind`: edge.weights, else the default file of tool/train_edge.py."""
+    """The weights file of edge type `kind`: edge.weights, else the default file of tool/experiments/train_edge.py."""
     if edge_cfg.weights:
         return resolve_path(edge_cfg.weights)
     path = default_weights_path(kind)
     if path.is_file():
         return path
     raise UserError(f'edge.type={kind} needs weights: set edge.weights to the official {official} file, or train '
-                    f'them with `python tool/train_edge.py --edge {kind}` (writes {path})')
+                    f'them with `python tool/experiments/train_edge.py --edge {kind}` (writes {path})')
 
 
 # ------------------------------------------------------------------------------------------ formats
@@ -140,7 +140,7 @@ class LearnedEdge(EdgeEstimator):
     Subclasses set `kind` and `official` (the official weights file, for messages), build the network as
     `self.net`, and implement `preprocess` (the network's input normalisation), `load_weights(obj, source)` and
     `official_checkpoint(epoch)` (the object to torch.save); `outputs` (the trainable path, used by
-    tool/train_edge.py) takes `self.net`'s list of side outputs unless overridden.
+    tool/experiments/train_edge.py) takes `self.net`'s list of side outputs unless overridden.
     """
     kind = ''
     official = ''

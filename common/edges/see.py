@@ -9,8 +9,8 @@ is sigmoid(edge logits).
 
 Weights: a bare UNet state dict (inc.*, down1-4.*, up{1-4}_1.*, up{1-4}_2.*, outc_1.*, outc_2.*). SEFD's UNet
 also carries an unused Pose2Feat (pose2feat.*): ignored on load, written as placeholders on save, so files
-from tool/train_edge.py load strictly into SEFD's class as well. SEFD's training code for it is not public;
-tool/train_edge.py trains it on the synthetic set's rendered edges and masks.
+from tool/experiments/train_edge.py load strictly into SEFD's class as well. SEFD's training code for it is not public;
+tool/experiments/train_edge.py trains it on the synthetic set's rendered edges and masks.
 Input: RGB in [0, 1] (SEFD's convention for this network).
 """
 import torch

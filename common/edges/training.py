@@ -1,5 +1,5 @@
 """Losses and score of the learned edge networks against rendered edge targets (the crops and their targets:
-data/edge_crops.py; the training job: tool/train_edge.py).
+data/edge_crops.py; the training job: tool/experiments/train_edge.py).
 
 Score: precision/recall of the edge map thresholded at 99 levels, pooled over the whole split, and the
 best F-score over the thresholds (ODS). A predicted pixel is correct when a target pixel lies within r px

@@ -1,4 +1,4 @@
-"""The synthetic crowd set (tool/make_synthetic.py), written in the 3DPW layout and read by the same code."""
+"""The synthetic crowd set (tool/make_data/make_synthetic.py), written in the 3DPW layout and read by the same code."""
 import numpy as np
 
 from common.pipeline.simulated_detector import DetectorScene, smpl30_to_openpose18
@@ -6,7 +6,7 @@ from data.PW3D import PW3D
 from data.registry import DATASETS
 
 LAYOUT = ('data/Synthetic/data/3DPW_latest_{train,validation,test}.json and data/Synthetic/imageFiles/<sequence>/'
-          '*.jpg; make it with: python tool/make_synthetic.py --out data/Synthetic')
+          '*.jpg; make it with: python tool/make_data/make_synthetic.py --out data/Synthetic')
 SPLITS = PW3D.SPLITS
 image_dir = PW3D.image_dir
 
@@ -26,7 +26,7 @@ class Synthetic(PW3D.PW3D):
         return (self.split,), lambda seq, frame: True
 
     def attach_detector(self, records, anns, people, joints, img):
-        """The simulated detector of tool/make_synthetic.py, replayed on training crops (data.input_pose=detector), so
+        """The simulated detector of tool/make_data/make_synthetic.py, replayed on training crops (data.input_pose=detector), so
         that the training input pose has the joints, misses, swaps and noise of the test split's recorded detections.
         A set made before the annotations recorded the detector's input falls back to PoseFix."""
         if not all('detector_input' in a for a in anns):

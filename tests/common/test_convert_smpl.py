@@ -1,4 +1,4 @@
-"""Reading official-style SMPL pkls without chumpy, and tool/convert_smpl.py."""
+"""Reading official-style SMPL pkls without chumpy, and tool/convert/convert_smpl.py."""
 import importlib.util
 import pickle
 import subprocess
@@ -17,7 +17,7 @@ from common.errors import UserError
 from common.paths import ROOT
 from tests import fixtures
 
-TOOL = ROOT / 'tool' / 'convert_smpl.py'
+TOOL = ROOT / 'tool' / 'convert' / 'convert_smpl.py'
 
 
 def load_tool():

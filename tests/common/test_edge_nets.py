@@ -220,7 +220,7 @@ def test_default_weights_path_or_one_line_telling_both_options(tmp_path, monkeyp
     with pytest.raises(UserError) as e:
         build_edge(edge_cfg('pidinet'))
     msg = str(e.value)
-    assert '\n' not in msg and 'edge.weights' in msg and 'python tool/train_edge.py --edge pidinet' in msg
+    assert '\n' not in msg and 'edge.weights' in msg and 'python tool/experiments/train_edge.py --edge pidinet' in msg
     official_file('pidinet', tmp_path / 'pidinet.pth')       # what train_edge.py writes there
     assert build_edge(edge_cfg('pidinet')).net.converted
 

@@ -94,7 +94,7 @@ def synthetic_people(body, n, seed):
     the orientation ~0.15 rad, shapes by 0.5, the depth 15% too far)."""
     from scipy.spatial.transform import Rotation
 
-    from tool.synthetic.poses import sample_body_pose
+    from tool.make_data.synthetic.poses import sample_body_pose
     rng = np.random.default_rng(seed)
     pose, shape, root = np.zeros((n, 72)), rng.normal(0, 0.7, (n, 10)), np.zeros((n, 3))
     for i in range(n):
@@ -145,7 +145,7 @@ def test_refinement_fits_the_keypoints_and_stays_near_the_truth(body):
 def test_pose_priors_prefer_plausible_poses(body):
     """The learnt prior scores the generator's own poses above poses it never makes; the joint limits are zero
     inside them and grow with a knee or an elbow bent backwards."""
-    from tool.synthetic.poses import sample_body_pose
+    from tool.make_data.synthetic.poses import sample_body_pose
     rng = np.random.default_rng(1)
     real = torch.tensor(np.stack([sample_body_pose(rng)[1] for _ in range(200)]), dtype=torch.float32)
     noise = torch.tensor(rng.uniform(-1.5, 1.5, real.shape), dtype=torch.float32)

@@ -174,9 +174,9 @@ def test_evaluation_leaves_bad_samples_out_and_counts_them(tmp_path):
 
 
 def test_overlap_edge_rendered_per_crop_matches_the_file(tmp_path, synth_root, monkeypatch):
-    """On-the-fly crop edges agree with tool/make_overlap_edges.py's full-frame file warped by the crop."""
+    """On-the-fly crop edges agree with tool/make_data/make_overlap_edges.py's full-frame file warped by the crop."""
     import shutil
-    from tool import make_overlap_edges
+    from tool.make_data import make_overlap_edges
     shutil.copytree(synth_root / 'Synthetic', tmp_path / 'Synthetic')
     make_overlap_edges.main(['--dataset', 'Synthetic', '--root', str(tmp_path / 'Synthetic'), '--split', 'train',
                              '--vertices', str(fixtures.VERTICES)])
@@ -280,7 +280,7 @@ def test_paths_that_leave_the_dataset_folder_are_refused(field, value, tmp_path,
                    for r in caplog.records)
     scenes, problems = PW3D.read_scenes(tmp_path / 'PW3D', 'test')
     assert len(scenes) == 1 and 'leaves the dataset folder' in problems[0]
-    r = subprocess.run([sys.executable, 'tool/make_overlap_edges.py', '--dataset', 'PW3D', '--root',
+    r = subprocess.run([sys.executable, 'tool/make_data/make_overlap_edges.py', '--dataset', 'PW3D', '--root',
                         str(tmp_path / 'PW3D'), '--split', 'test'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert 'leaves the dataset folder' in r.stdout + r.stderr
     written = [p for p in tmp_path.rglob('*.png')]

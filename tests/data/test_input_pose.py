@@ -10,7 +10,7 @@ import pytest
 
 from common.body.joint_sets import SMPL30
 from tests import fixtures
-from tool.compare_input_pose import load, recorded_inputs, training_inputs
+from tool.experiments.compare_input_pose import load, recorded_inputs, training_inputs
 
 pytestmark = pytest.mark.slow   # a synthetic set made and sampled (~1 min): pytest -m "not slow" skips it
 
@@ -23,7 +23,7 @@ OTHER = np.array([i for i in range(len(SMPL30)) if i not in DET])
 
 
 def _make(tmp_path_factory, seed, num_images, split, *options):
-    from tool import make_synthetic
+    from tool.make_data import make_synthetic
     out = tmp_path_factory.mktemp('input_pose') / 'Synthetic'
     assert make_synthetic.main(['--out', str(out), '--seed', str(seed), '--num-images', str(num_images), '--width',
                                 str(W), '--height', str(H), '--split', split, '--workers', '0', '--contact-count', '0',

@@ -136,12 +136,12 @@ def test_lsp_bad_joints_file_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_benchmark_table_runs_the_stand_ins_and_names_what_is_missing(tmp_path):
+def test_paper_tables_runs_the_stand_ins_and_names_what_is_missing(tmp_path):
     """A fresh machine: no benchmark present, so the synthetic set stands in for the 3DPW, OCHuman and LSP rows (one
     test each, marked as stand-ins), and every other row names the file that would make it present."""
     from main.checkpoint import save_checkpoint
     from main.model import Model
-    from tool import benchmark_table
+    from tool.experiments import paper_tables
     syn = tmp_path / 'Synthetic'
     fixtures.write_pw3d(syn, num_images=2, people=1, split='test', image_root=syn / 'imageFiles',
                         sequence='synth_test_00')   # one person each: the LSP stand-in takes those
@@ -149,7 +149,7 @@ def test_benchmark_table_runs_the_stand_ins_and_names_what_is_missing(tmp_path):
                                                    'data.num_workers=0'])
     ckpt = save_checkpoint(tmp_path / 'exp' / 'checkpoint' / 'snapshot_0.pth.tar',
                            {'model': Model(cfg).state_dict(), 'config': cfg.to_dict(), 'epoch': 0})
-    benchmark_table.main(['--ckpt', str(ckpt), '--data', str(tmp_path / 'none'), '--synthetic', str(syn),
+    paper_tables.main(['--ckpt', str(ckpt), '--data', str(tmp_path / 'none'), '--synthetic', str(syn),
                           '--out', str(tmp_path / 'table')])
     rows = {r['row']: r for r in json.loads((tmp_path / 'table.json').read_text())['rows']}
     for row in ('3DPW', '3DPW-OCC', 'OCHuman', 'LSP'):

@@ -1,5 +1,5 @@
 """SEFD's distributed SMPL overlap-edge files, in their published names and folders, are read by
-`edge.overlap_source: file` for every dataset layout, and `tool/make_overlap_edges.py --layout sefd` writes them.
+`edge.overlap_source: file` for every dataset layout, and `tool/make_data/make_overlap_edges.py --layout sefd` writes them.
 
 The expected paths are spelled out from SEFD's loaders and tools, not computed by the code
 under test; a missing file is a counted, reported bad sample, never zeros."""
@@ -13,7 +13,7 @@ from common.errors import UserError
 from data.dataset import get_dataset_class
 from main.config import load_config
 from tests import fixtures
-from tool import make_overlap_edges
+from tool.make_data import make_overlap_edges
 
 S = 64
 TEACHER = ['mode=teacher', 'edge.type=smpl_overlap', 'edge.overlap_source=file']

@@ -570,7 +570,7 @@ def test_h36m_protocol2_evaluation(tmp_path):
 @pytest.fixture(scope='module')
 def synthetic_photos(renderer, tmp_path_factory):
     """A synthetic training set with the quickstart's photograph options: people cut by the frame, close-ups."""
-    from tool import make_synthetic
+    from tool.make_data import make_synthetic
     root = tmp_path_factory.mktemp('synthetic_photos')
     assert make_synthetic.main(['--out', str(root / 'Synthetic'), '--seed', '3', '--num-images', '8', '--width', '128',
                                 '--height', '160', '--split', 'train', '--workers', '0', '--contact-count', '0',

@@ -143,7 +143,7 @@ def openpose_to_coco(op):
 
 
 def test_demo_on_a_synthetic_crowd_with_known_people(student_ckpt, tmp_path):
-    from tool import make_synthetic
+    from tool.make_data import make_synthetic
     make_synthetic.main(['--out', str(tmp_path / 'syn'), '--num-images', '1', '--split', 'test', '--min-people', '3',
                          '--max-people', '3', '--occluders', '0', '--seed', '3', '--workers', '0', '--contact-sheet',
                          'none', '--no-progress'])

@@ -21,7 +21,7 @@ from common.errors import UserError
 from main.checkpoint import config_of, load_checkpoint, load_model_state, load_teacher, model_from_checkpoint
 from main.config import load_config, published_defaults
 from main.model import Model
-from tool import convert_checkpoint
+from tool.convert import convert_checkpoint
 
 VERTICES, S = 800, 64
 TINY = ['model.pose_head=vposer', 'model.vposer_ckpt=checkpoint']

@@ -159,7 +159,7 @@ def constant_mesh_reference(qs):
 
 
 def load_probes(qs):
-    """{model: tool/probe_inputs.py report} of the probe stages that ran (seed 0)."""
+    """{model: tool/experiments/probe_inputs.py report} of the probe stages that ran (seed 0)."""
     out = {}
     for model in qs.probed_models():
         path = qs.probe_target(model)[2]
@@ -169,7 +169,7 @@ def load_probes(qs):
 
 
 def probe_section(probes):
-    """The report's lines on whether each model uses its image and edge map (tool/probe_inputs.py)."""
+    """The report's lines on whether each model uses its image and edge map (tool/experiments/probe_inputs.py)."""
     if not probes:
         return []
     label = next(iter(probes.values()))['hidden_label']
@@ -186,7 +186,7 @@ def probe_section(probes):
                          '' if name == 'given' else f'{v["mpjpe_moved_per_person"]:.1f}'])
     gates = ', '.join(f'{NAMES[m]} {r["gate"]:+.3f}' for m, r in probes.items() if r.get('gate') is not None)
     lines = ['## Does each model use its image and edge map?', '',
-             "Seed 0's models tested with their inputs altered (`python tool/probe_inputs.py --ckpt <experiment>`): "
+             "Seed 0's models tested with their inputs altered (`python tool/experiments/probe_inputs.py --ckpt <experiment>`): "
              "the crops (and a teacher's edge maps) swapped between people (mostly of other images), each "
              "person's input 2D pose kept, a uniform grey image, and the edge map zeroed or swapped with the image "
              "kept. A model that lifts the 2D pose and ignores the rest does not move; in brackets the change against the model as "
