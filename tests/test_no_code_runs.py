@@ -68,8 +68,9 @@ def test_no_entry_point_runs_a_checkpoint(tmp_path):
         'demo/demo.py --ckpt': ['demo/demo.py', '--ckpt', evil, '--img', next((data / 'Synthetic').rglob('*.jpg')),
                                 '--out', tmp_path / 'demo'],
         'tool/convert/convert_checkpoint.py': ['tool/convert/convert_checkpoint.py', evil, tmp_path / 'converted.pth.tar'],
-        'tool/experiments/train_edge.py --init': ['tool/experiments/train_edge.py', '--edge', 'hed', '--init', evil, '--data',
-                                      data / 'Synthetic', '--out', tmp_path / 'hed.pth', '--steps', '1'],
+        'tool/experiments/train_edge.py --init': ['tool/experiments/train_edge.py', '--edge', 'hed', '--init', evil,
+                                                  '--data', data / 'Synthetic', '--out', tmp_path / 'hed.pth',
+                                                  '--steps', '1'],
     }
     for what, cmd in cases.items():
         r = subprocess.run([sys.executable, *map(str, cmd)], cwd=ROOT, capture_output=True, text=True, timeout=300)

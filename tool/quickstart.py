@@ -294,8 +294,8 @@ class Quickstart:
         # edge.overlap_source: file) instead of once per training crop in the loader worker: measured, the rendering
         # in the worker held the teacher's stage at half its bare step's rate on 2 cores (tool/benchmarks/bench_pipeline.py)
         if (self.preset.get('common') or {}).get('edge.overlap_source') == 'file':
-            self.command('tool/make_data/make_overlap_edges.py', ['--dataset', 'Synthetic', '--root',
-                                                        rel(self.data_root / 'Synthetic')], name)
+            self.command('tool/make_data/make_overlap_edges.py',
+                         ['--dataset', 'Synthetic', '--root', rel(self.data_root / 'Synthetic')], name)
 
     def check_settings(self, name, argv):
         """A stage keeps the settings it was started with: a changed preset is refused, not mixed in."""

@@ -1,5 +1,6 @@
 """SEFD's distributed SMPL overlap-edge files, in their published names and folders, are read by
-`edge.overlap_source: file` for every dataset layout, and `tool/make_data/make_overlap_edges.py --layout sefd` writes them.
+`edge.overlap_source: file` for every dataset layout, and `tool/make_data/make_overlap_edges.py --layout sefd` writes
+them.
 
 The expected paths are spelled out from SEFD's loaders and tools, not computed by the code
 under test; a missing file is a counted, reported bad sample, never zeros."""

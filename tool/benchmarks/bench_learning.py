@@ -96,8 +96,9 @@ def ensure_data(out, num_images):
     ann = root / 'Synthetic' / 'data' / '3DPW_latest_test.json'
     if not ann.is_file():
         # a third of the images for testing: differences of a few mm between candidates need a few hundred people
-        rc = run_script('tool/make_data/make_synthetic.py', ['--out', rel(root / 'Synthetic'), '--num-images', num_images,
-                                                   '--seed', 0, '--split', '65,5,30', '--contact-sheet', 'none'])
+        rc = run_script('tool/make_data/make_synthetic.py',
+                        ['--out', rel(root / 'Synthetic'), '--num-images', num_images, '--seed', 0, '--split', '65,5,30',
+                         '--contact-sheet', 'none'])
         rc = rc or run_script('tool/make_data/make_overlap_edges.py',
                               ['--dataset', 'Synthetic', '--root', rel(root / 'Synthetic')])
         if rc != 0:
@@ -110,8 +111,8 @@ def probed(exp, epochs, gpu):
     path = exp / 'result' / 'probe.json'
     snap = exp / 'checkpoint' / f'snapshot_{epochs - 1}.pth.tar'
     if not path.is_file() or path.stat().st_mtime < snap.stat().st_mtime:
-        rc = run_script('tool/experiments/probe_inputs.py', ['--ckpt', rel(exp), '--epoch', epochs - 1, '--out', rel(path)] +
-                        (['--gpu', gpu] if gpu else []))
+        rc = run_script('tool/experiments/probe_inputs.py',
+                        ['--ckpt', rel(exp), '--epoch', epochs - 1, '--out', rel(path)] + (['--gpu', gpu] if gpu else []))
         if rc != 0:
             raise UserError(f'tool/experiments/probe_inputs.py failed on {snap}')
     return json.loads(path.read_text())

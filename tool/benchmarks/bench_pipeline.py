@@ -63,9 +63,10 @@ def data_root(args, work):
         return qs
     root = work / 'data'
     print(f'making a synthetic set under {root} (the quickstart\'s is not there)', flush=True)
-    if run_script('tool/make_data/make_synthetic.py', ['--out', root / 'Synthetic', '--num-images', 200, '--split', '80,5,15',
-                                             '--no-progress']) != 0 or \
-            run_script('tool/make_data/make_overlap_edges.py', ['--dataset', 'Synthetic', '--root', root / 'Synthetic']) != 0:
+    if run_script('tool/make_data/make_synthetic.py', ['--out', root / 'Synthetic', '--num-images', 200,
+                                                       '--split', '80,5,15', '--no-progress']) != 0 or \
+            run_script('tool/make_data/make_overlap_edges.py',
+                       ['--dataset', 'Synthetic', '--root', root / 'Synthetic']) != 0:
         raise UserError('making the synthetic set failed (the message is above)')
     return root
 

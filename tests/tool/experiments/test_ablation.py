@@ -1,5 +1,5 @@
-"""tool/experiments/ablation.py on a 2x2 grid of tiny students: killed once a cell has finished, run again, finished cells not
-retrained; the table, the CSV and the chart written; and the parsing of grid values."""
+"""tool/experiments/ablation.py on a 2x2 grid of tiny students: killed once a cell has finished, run again,
+finished cells not retrained; the table, the CSV and the chart written; and the parsing of grid values."""
 import csv
 import os
 import shutil

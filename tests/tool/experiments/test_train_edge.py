@@ -1,5 +1,5 @@
-"""tool/experiments/train_edge.py on a tiny synthetic set: the F-score rises, the weights are the official format and load
-as the student edge (scoring the same), training resumes, bad input is one line. Also the score itself."""
+"""tool/experiments/train_edge.py on a tiny synthetic set: the F-score rises, the weights are the official format
+and load as the student edge (scoring the same), training resumes, bad input is one line. Also the score itself."""
 import json
 
 import pytest

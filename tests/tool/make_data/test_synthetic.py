@@ -1,5 +1,5 @@
-"""tool/make_data/make_synthetic.py and tool/make_data/synthetic/: the generated files, checked independently of the generator
-(pycocotools, the body model + pinhole projection, joint-limit geometry), determinism, bad input."""
+"""tool/make_data/make_synthetic.py and tool/make_data/synthetic/: the generated files, checked independently of the
+generator (pycocotools, the body model + pinhole projection, joint-limit geometry), determinism, bad input."""
 import json
 import math
 import shutil
