@@ -1,4 +1,5 @@
-"""Person crops with rendered edge targets, to train and score the learned edge networks (tool/experiments/train_edge.py).
+"""Person crops with rendered edge targets, to train and score the learned edge networks
+(tool/experiments/train_edge.py).
 
 Samples are person crops of a dataset in the 3DPW layout (the synthetic set by default), cropped as the
 student's input is (a person box made square, x1.25, with scale/rotation/flip/colour augmentation in

@@ -9,8 +9,8 @@
 | student, edge computed in the model    | - (the model computes it)                | the same                        |
 
 The SMPL overlap edge at crop resolution is rendered from the GT meshes (edge.overlap_source render) or read from
-the full-frame file of tool/make_data/make_overlap_edges.py (or SEFD's distributed one, data/scenes.py) and warped with the
-image's affine (file).
+the full-frame file of tool/make_data/make_overlap_edges.py (or SEFD's distributed one, data/scenes.py) and warped with
+the image's affine (file).
 """
 import cv2
 import numpy as np
@@ -87,8 +87,8 @@ class EdgeInputs:
             sefd = f" and SEFD's {tried[1]} (+{len(tried) - 2} other SEFD names)" if len(tried) > 1 else ''
             root = '' if ds.root == ROOT / 'data' / ds.name else f' --root {ds.root}'
             raise pre.BadSample(tried[0], f'missing overlap edge (looked for it{sefd}); make them with: python '
-                                          f'tool/make_data/make_overlap_edges.py --dataset {ds.name}{root}, or render them per '
-                                          f'crop with edge.overlap_source=render')
+                                          f'tool/make_data/make_overlap_edges.py --dataset {ds.name}{root}, '
+                                          f'or render them per crop with edge.overlap_source=render')
         edge = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if edge is None or edge.shape[1] != W:
             raise pre.BadSample(path, 'unreadable overlap edge' if edge is None else

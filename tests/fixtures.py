@@ -22,8 +22,9 @@ W, H = 320, 240
 
 
 def photo_options(scale='small'):
-    """The tool/make_data/make_synthetic.py options of the quickstart's synthetic set (assets/yaml/quickstart/<scale>.yml) but
-    its size, seed and split, as {option: value} and as arguments: what the default model trains on."""
+    """The tool/make_data/make_synthetic.py options of the quickstart's synthetic set
+    (assets/yaml/quickstart/<scale>.yml) but its size, seed and split, as {option: value} and as arguments: what the
+    default model trains on."""
     block = yaml.safe_load((ROOT / 'assets' / 'yaml' / 'quickstart' / f'{scale}.yml').read_text())['synthetic']
     options = {k: v for k, v in block.items() if k not in ('num_images', 'seed', 'split')}
     return options, [a for k, v in options.items() for a in (f'--{k.replace("_", "-")}', str(v))]

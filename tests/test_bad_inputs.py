@@ -132,9 +132,9 @@ def test_a_regeneration_is_built_beside_and_swapped_in_only_when_complete(tmp_pa
     assert any(p.suffix == '.jpg' for p in files)
     # interrupted while the new set is made: the old one is untouched, nothing is left beside it
     start = time.time()
-    proc = subprocess.Popen([sys.executable, 'tool/make_data/make_synthetic.py', '--out', str(out), '--num-images', '60',
-                             '--seed', '2'] + SYNTH, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, 'tool/make_data/make_synthetic.py', '--out', str(out),
+                             '--num-images', '60', '--seed', '2'] + SYNTH, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not any(
             p.stat().st_mtime > start for p in tmp_path.rglob('*.jpg')):

@@ -134,7 +134,8 @@ def test_commands_are_found():
     found = {(p, a[0]) for p, a, _ in commands((ROOT / 'README.md').read_text()) if a}
     assert {('bash', 'requirements.sh'), ('python', 'tool/quickstart.py'), ('python', '-m'),
             ('python', 'main/train.py'), ('python', 'demo/demo.py')} <= found
-    assert 'tool/experiments/docs_tables.py' in set(path_candidates('see `tool/experiments/docs_tables.py`, and data/PW3D/<x>.json'))
+    assert 'tool/experiments/docs_tables.py' in set(path_candidates('see `tool/experiments/docs_tables.py`, '
+                                                                    'and data/PW3D/<x>.json'))
     assert not set(path_candidates('output/<experiment> snapshot_<epoch>.pth.tar ../SEFD/a.yml --cfg'))
 
 

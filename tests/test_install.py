@@ -80,7 +80,8 @@ def installed_root():
     return Path(r.stdout.strip()) if r.returncode == 0 else None, env
 
 
-@pytest.mark.parametrize('cwd,script', [('.', 'main/test.py'), ('main', 'test.py'), ('tool/convert', 'convert_smpl.py')])
+@pytest.mark.parametrize('cwd,script', [('.', 'main/test.py'), ('main', 'test.py'),
+                                        ('tool/convert', 'convert_smpl.py')])
 def test_scripts_run_from_the_root_and_from_their_folder(cwd, script):
     installed, env = installed_root()
     if installed is None:

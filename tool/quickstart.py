@@ -7,8 +7,8 @@
     python tool/quickstart.py --seeds 3            # 3 seeds per model: mean and spread in the report
     python tool/quickstart.py --dry-run            # the plan and the commands, nothing run
 
-Stages (each one a real command line: tool/make_data/make_synthetic.py, main/train.py, main/test.py, so the report's numbers
-are the result files' numbers):
+Stages (each one a real command line: tool/make_data/make_synthetic.py, main/train.py, main/test.py, so the report's
+numbers are the result files' numbers):
   data        the synthetic crowd set under <run>/data/Synthetic, made when missing (small, tiny)
   teacher     RGB + SMPL overlap edge, from the preset's start (small: ImageNet Lite0)
   student     SEFD: RGB + Canny, log_softmax_l1 on backbone stages 3-4, starting from the teacher's weights
@@ -16,7 +16,8 @@ are the result files' numbers):
   baseline    3DCrowdNet (no edge channel), as many epochs as teacher + student
   test_*      each model on the test split (main/test.py)
   probe_*     seed 0's models with their images swapped between people, grey, edge maps zeroed or swapped
-              (tool/experiments/probe_inputs.py); also the baseline at the teacher's epochs, the oracle's fair comparison
+              (tool/experiments/probe_inputs.py); also the baseline at the teacher's epochs, the oracle's fair
+              comparison
   report      <run>/report.md with the metrics table and figures (montage.png, curves.png, occlusion.png)
 The settings of each scale are one file, assets/yaml/quickstart/<scale>.yml. The run folder (default
 output/quickstart_<scale>) holds state.json (finished stages, their experiment folders and times) and runs/<stage>/
@@ -154,7 +155,8 @@ class Quickstart:
         for seed in self.seeds:
             stages += [(f'{m}_s{seed}', 'train', m, seed) for m in TRAIN_ORDER]
             stages += [(f'test_{m}_s{seed}', 'test', m, seed) for m in REPORT_ORDER]
-        # seed 0's models with their inputs altered (tool/experiments/probe_inputs.py), and the baseline at the teacher's epochs
+        # seed 0's models with their inputs altered (tool/experiments/probe_inputs.py), and the baseline at the
+        # teacher's epochs
         stages += [(f'probe_{m}_s0', 'probe', m, 0) for m in self.probed_models()]
         return stages + [('report', 'report', None, None)]
 
@@ -292,7 +294,8 @@ class Quickstart:
         self.command('tool/make_data/make_synthetic.py', argv, name)
         # the teacher's SMPL overlap edges, rendered once per image (the presets read them with
         # edge.overlap_source: file) instead of once per training crop in the loader worker: measured, the rendering
-        # in the worker held the teacher's stage at half its bare step's rate on 2 cores (tool/benchmarks/bench_pipeline.py)
+        # in the worker held the teacher's stage at half its bare step's rate on 2 cores
+        # (tool/benchmarks/bench_pipeline.py)
         if (self.preset.get('common') or {}).get('edge.overlap_source') == 'file':
             self.command('tool/make_data/make_overlap_edges.py',
                          ['--dataset', 'Synthetic', '--root', rel(self.data_root / 'Synthetic')], name)
@@ -364,7 +367,8 @@ class Quickstart:
                 print(f'  {name}: python main/test.py --exp_dir <{model}_s{seed} experiment> --test_epoch '
                       f'{self.epochs(model) - 1}')
             elif kind == 'probe':
-                print(f'  {name}: python tool/experiments/probe_inputs.py --ckpt <{model}_s0 experiment> --out <its result folder>')
+                print(f'  {name}: python tool/experiments/probe_inputs.py --ckpt <{model}_s0 experiment> '
+                      f'--out <its result folder>')
             elif kind == 'data':
                 print(f'  {name}: python tool/make_data/make_synthetic.py --out {rel(self.data_root / "Synthetic")} '
                       f'--num-images {self.synthetic["num_images"]}')

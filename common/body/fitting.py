@@ -5,8 +5,8 @@
 Per person: the pose (root orientation and 21 body joints), the 10 shape coefficients and the root joint's position
 in the camera frame are moved so that the mesh's projected COCO-17 joints meet the detector's keypoints, under
 priors that keep the body plausible: the network's own body pose (an L2 pull), a Gaussian mixture pose prior learnt
-from the synthetic pose generator (POSE_PRIOR_PATH, made by tool/make_data/fit_pose_prior.py), joint-angle limits on knees
-and elbows (no hinge bends backwards), and an L2 shape prior. Joints the detector does not see are left to the
+from the synthetic pose generator (POSE_PRIOR_PATH, made by tool/make_data/fit_pose_prior.py), joint-angle limits on
+knees and elbows (no hinge bends backwards), and an L2 shape prior. Joints the detector does not see are left to the
 priors. The people of an image are one batch (independent problems, one optimiser); any device.
 
 Two stages, as SMPLify: first the root's position and orientation alone (the camera), then everything. The data
@@ -27,8 +27,8 @@ from common.geometry.transforms import axis_angle_to_matrix, matrix_to_axis_angl
 POSE_PRIOR_PATH = Path(__file__).with_name('pose_prior.npz')
 PRIOR_DIMS = 63            # axis-angle of the 21 body joints after the root (pose[3:66]); the hands are never posed
 COCO_IN_SMPL30 = [SMPL30.index(n) for n in COCO17.joints]
-# (body pose index: 3 (joint - 1) + axis, sign): the components that must keep their sign (tool/make_data/synthetic/poses.py:
-# knees x > 0; left elbow y < 0, right elbow y > 0)
+# (body pose index: 3 (joint - 1) + axis, sign): the components that must keep their sign
+# (tool/make_data/synthetic/poses.py: knees x > 0; left elbow y < 0, right elbow y > 0)
 HINGES = ((3 * 3, 1.0), (3 * 4, 1.0), (3 * 17 + 1, -1.0), (3 * 18 + 1, 1.0))
 
 
@@ -42,14 +42,15 @@ class PosePrior(torch.nn.Module):
             with np.load(path, allow_pickle=False) as z:
                 logw, means, covs = (np.asarray(z[k], np.float64) for k in ('log_weights', 'means', 'covariances'))
         except FileNotFoundError:
-            raise UserError(f'the pose prior {path} is missing: python tool/make_data/fit_pose_prior.py makes it') from None
+            raise UserError(f'the pose prior {path} is missing: python tool/make_data/fit_pose_prior.py '
+                            f'makes it') from None
         except (OSError, KeyError, ValueError) as e:
-            raise UserError(f'cannot read the pose prior {path} ({e}): python tool/make_data/fit_pose_prior.py remakes it') \
-                from e
+            raise UserError(f'cannot read the pose prior {path} ({e}): python tool/make_data/fit_pose_prior.py '
+                            f'remakes it') from e
         k, d = means.shape
         if d != PRIOR_DIMS or covs.shape != (k, d, d) or logw.shape != (k,) or not np.isfinite(covs).all():
-            raise UserError(f'{path} is not a pose prior over {PRIOR_DIMS} dims: python tool/make_data/fit_pose_prior.py '
-                            f'remakes it')
+            raise UserError(f'{path} is not a pose prior over {PRIOR_DIMS} dims: '
+                            f'python tool/make_data/fit_pose_prior.py remakes it')
         chol = np.linalg.cholesky(covs)
         inv_chol = np.linalg.inv(chol)                                     # z = L^-1 (x - mu)
         const = logw - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)  # log w - log det L (the 2 pi dropped)

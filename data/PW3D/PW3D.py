@@ -16,7 +16,8 @@ from data.scenes import (Person, Scene, box_of, camera_of, coco_images, load_jso
                          smpl_of)
 
 LAYOUT = ('data/PW3D/data/3DPW_latest_{train,validation,test}.json and data/PW3D/data/imageFiles/<sequence>/'
-          '*.jpg (3DCrowdNet release); without the real 3DPW, make the synthetic set: python tool/make_data/make_synthetic.py')
+          '*.jpg (3DCrowdNet release); without the real 3DPW, make the synthetic set: '
+          'python tool/make_data/make_synthetic.py')
 SPLITS = ('train', 'validation', 'test')
 
 

@@ -26,9 +26,10 @@ class Synthetic(PW3D.PW3D):
         return (self.split,), lambda seq, frame: True
 
     def attach_detector(self, records, anns, people, joints, img):
-        """The simulated detector of tool/make_data/make_synthetic.py, replayed on training crops (data.input_pose=detector), so
-        that the training input pose has the joints, misses, swaps and noise of the test split's recorded detections.
-        A set made before the annotations recorded the detector's input falls back to PoseFix."""
+        """The simulated detector of tool/make_data/make_synthetic.py, replayed on training crops
+        (data.input_pose=detector), so that the training input pose has the joints, misses, swaps and noise of the test
+        split's recorded detections. A set made before the annotations recorded the detector's input falls back to
+        PoseFix."""
         if not all('detector_input' in a for a in anns):
             return
         given = [a['detector_input'] for a in anns]

@@ -2,7 +2,8 @@
 
     python tool/benchmarks/bench_learning.py                          # the CANDIDATES below, one after the other
     python tool/benchmarks/bench_learning.py --candidates default,r18_scratch --epochs 4
-    python tool/benchmarks/bench_learning.py --data output/quickstart_small/data   # an existing synthetic set (with edge files)
+    python tool/benchmarks/bench_learning.py --data output/quickstart_small/data   # an existing synthetic set
+                                                                                   # (with edge files)
     python tool/benchmarks/bench_learning.py --smoke                  # two tiny candidates, to check the tool itself
 
 Each candidate trains (main/train.py, one snapshot per epoch, no validation) on one synthetic set (made under

@@ -1,6 +1,7 @@
 """Does the training stage keep the CPU on learning? The quickstart's real training stage against its bare step.
 
-    python tool/benchmarks/bench_pipeline.py                         # baseline and teacher, the quickstart's small settings
+    python tool/benchmarks/bench_pipeline.py                         # baseline and teacher,
+                                                                     # the quickstart's small settings
     python tool/benchmarks/bench_pipeline.py --models baseline --iters 60 --reps 2
     python tool/benchmarks/bench_pipeline.py --models teacher data.image_cache_mb=0   # any config override, on both
 

@@ -1,6 +1,7 @@
 """Convert a published 3DCrowdNet / SEFD snapshot into a checkpoint of this project, once.
 
-    python tool/convert/convert_checkpoint.py output/exp_04-06_23:43/checkpoint/snapshot_10.pth.tar 3dcrowdnet_e10.pth.tar
+    python tool/convert/convert_checkpoint.py output/exp_04-06_23:43/checkpoint/snapshot_10.pth.tar \\
+        3dcrowdnet_e10.pth.tar
     python tool/convert/convert_checkpoint.py demo/snapshot_10.pth.tar sefd_canny.pth.tar        # a SEFD student
     python tool/convert/convert_checkpoint.py smpl_overlap.pth.tar canny_nodistil.pth.tar \\
         --cfg assets/yaml_test/3dpw_canny_nodistil_test.yml           # 4 channels, no teacher: say which model

@@ -1,4 +1,5 @@
-"""How the student's two Canny implementations differ, on training-like crops (values; speed: tool/benchmarks/bench_edges.py).
+"""How the student's two Canny implementations differ, on training-like crops
+(values; speed: tool/benchmarks/bench_edges.py).
 
     python tool/experiments/compare_canny.py                          # crops of data/Synthetic (test split), 256 px
     python tool/experiments/compare_canny.py --dataset-root DIR --size 128 --num 64

@@ -140,7 +140,8 @@ def main():
     ap.add_argument('--generate', type=int, default=40,
                     help='images to generate into a temporary folder when --root holds no dataset')
     ap.add_argument('--procedural', action='store_true',
-                    help='procedural crowds of tool/benchmarks/bench_overlap.py (1080x1920) instead of the synthetic data')
+                    help='procedural crowds of tool/benchmarks/bench_overlap.py (1080x1920) '
+                         'instead of the synthetic data')
     ap.add_argument('--landscape', action='store_true', help='--procedural: 1920x1080 instead of 1080x1920')
     ap.add_argument('--seed', type=int, default=1, help='--procedural: frame seed')
     ap.add_argument('--rows', type=int, default=3, help='scenes shown in the figure')

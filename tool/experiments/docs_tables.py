@@ -1,7 +1,8 @@
 """The results tables of README.md and docs/, generated from the committed results files (never typed).
 
     python tool/experiments/docs_tables.py            # rewrite every generated region from the files
-    python tool/experiments/docs_tables.py --check    # exit 1, naming the region, when a doc differs from what the files give
+    python tool/experiments/docs_tables.py --check    # exit 1, naming the region,
+                                                      # when a doc differs from what the files give
     python tool/experiments/docs_tables.py --publish output/quickstart_small   # first copy a finished run into assets/
 
 A generated region in a markdown file is

@@ -7,8 +7,8 @@ Each present set runs `main/test.py --ckpt <ckpt> data.test_set=<set> ...` (its 
 experiment's result/ folder, as any test); a set whose files are missing is a "not present" row naming the file
 that would make it present. Where a set has no stand-in on this machine, the synthetic one stands in (made from
 data/Synthetic, or --synthetic): the synthetic test split for the 3DPW rows, and that split written as OCHuman and
-LSP files (tool/make_data/make_keypoint_benchmarks.py) for the AP and PCKh rows, each row marked as a stand-in. SEFD's and
-3DCrowdNet's published numbers sit beside ours; AP is shown in percent as the papers do.
+LSP files (tool/make_data/make_keypoint_benchmarks.py) for the AP and PCKh rows, each row marked as a stand-in. SEFD's
+and 3DCrowdNet's published numbers sit beside ours; AP is shown in percent as the papers do.
 """
 import argparse
 import json
@@ -85,7 +85,8 @@ def stand_in_root(synthetic, work, log):
         return None
     root = Path(work)
     (root / 'Synthetic').symlink_to(synthetic, target_is_directory=True)
-    if run_script('tool/make_data/make_keypoint_benchmarks.py', ['--root', root / 'Synthetic', '--out', root], log=log) != 0:
+    if run_script('tool/make_data/make_keypoint_benchmarks.py', ['--root', root / 'Synthetic', '--out', root],
+                  log=log) != 0:
         raise UserError(f'making the keypoint stand-ins failed; its output is in {log}')
     return root
 
@@ -130,7 +131,8 @@ def main(argv=None):
                     entry['status'] += '; synthetic stand-in'
             rows.append(entry)
     if stand_ins is False:
-        print(f'no synthetic set at {rel(synthetic)} for the stand-ins (make one: python tool/make_data/make_synthetic.py)')
+        print(f'no synthetic set at {rel(synthetic)} for the stand-ins '
+              f'(make one: python tool/make_data/make_synthetic.py)')
     atomic_write_text(out.with_suffix('.json'), json.dumps({'checkpoint': str(ckpt), 'rows': rows}, indent=1))
     atomic_write_text(out.with_suffix('.md'), markdown(ckpt, rows))
     print(markdown(ckpt, rows))

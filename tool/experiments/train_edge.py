@@ -2,7 +2,8 @@
 
 So every edge type works on a fresh machine:
 
-    python tool/experiments/train_edge.py --edge see                      # -> output/edge_weights/see.pth (+ .json report)
+    python tool/experiments/train_edge.py --edge see                      # -> output/edge_weights/see.pth
+                                                                          # (+ .json report)
     python tool/experiments/train_edge.py --edge pidinet --steps 2000 --size 128 --batch 8
     python tool/experiments/train_edge.py --edge hed --init network-bsds500.pytorch    # fine-tune the official weights
     python tool/experiments/train_edge.py --edge rcf --data data/Synthetic --out output/edge_weights/rcf_small.pth

@@ -4,9 +4,9 @@
     python tool/make_data/fit_pose_prior.py --samples 50000 --components 12 --out /tmp/prior.npz
 
 A Gaussian mixture (SMPLify's kind of prior: full covariances, EM) over the axis-angle of the 21 body joints
-(SMPL pose[3:66]; the hands are never posed) of poses drawn from tool/make_data/synthetic/poses.py, the poses the synthetic
-crowd set is made of. common/ cannot import tool/, so the prior travels as data; rerun this after changing the pose
-library. The same arguments give the same prior.
+(SMPL pose[3:66]; the hands are never posed) of poses drawn from tool/make_data/synthetic/poses.py, the poses the
+synthetic crowd set is made of. common/ cannot import tool/, so the prior travels as data; rerun this after changing the
+pose library. The same arguments give the same prior.
 """
 import argparse
 from pathlib import Path
@@ -77,7 +77,8 @@ def main(argv=None):
     x = sample_poses(args.samples, args.seed)
     logw, means, covs = fit_gmm(x, args.components, args.iters, args.seed)
     about = (f'GMM of {args.components} full-covariance Gaussians over the axis-angle of the 21 SMPL body joints, '
-             f'fitted by tool/make_data/fit_pose_prior.py to {args.samples} poses of tool/make_data/synthetic/poses.py (seed {args.seed})')
+             f'fitted by tool/make_data/fit_pose_prior.py to {args.samples} poses of '
+             f'tool/make_data/synthetic/poses.py (seed {args.seed})')
     out = Path(args.out)
     try:
         atomic_np_save(out, log_weights=logw, means=means, covariances=covs, about=np.array(about))

@@ -30,7 +30,8 @@ from main.config import load_config
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--root', default='data/Synthetic', help='the synthetic set (tool/make_data/make_synthetic.py --out)')
+    ap.add_argument('--root', default='data/Synthetic',
+                    help='the synthetic set (tool/make_data/make_synthetic.py --out)')
     ap.add_argument('--out', required=True, help='data.root to write OCHuman/ and LSP/ under')
     return ap.parse_args(argv)
 
@@ -110,7 +111,8 @@ def main(argv=None):
     args = parse_args(argv)
     root, out = resolve_path(args.root), resolve_path(args.out)
     if root.name != 'Synthetic':   # the loader finds the set as <data.root>/Synthetic
-        raise UserError(f'--root {args.root}: give the folder named Synthetic that tool/make_data/make_synthetic.py made')
+        raise UserError(f'--root {args.root}: give the folder named Synthetic that '
+                        f'tool/make_data/make_synthetic.py made')
     people = people_keypoints(root)
     n, d = write_ochuman(people, image_dir(root), out / 'OCHuman')
     s = write_lsp(people, image_dir(root), out / 'LSP')

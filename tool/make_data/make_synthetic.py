@@ -4,7 +4,8 @@
     python tool/make_data/make_synthetic.py --out output/synthetic_check --num-images 20 --seed 1
     python tool/make_data/make_synthetic.py --num-images 2000 --max-people 5 --overlap 0.8 --workers 8
     python tool/make_data/make_synthetic.py --check data/Synthetic            # re-read and verify a dataset
-    python tool/make_data/make_synthetic.py --truncation 0.35 --focal 0.6,2.0 --distance 1,10 --elevation -20,40 --sit-bend 0.3
+    python tool/make_data/make_synthetic.py --truncation 0.35 --focal 0.6,2.0 --distance 1,10 --elevation -20,40 \\
+        --sit-bend 0.3
                                                                     # what photographs show (the quickstart's set)
 
 Scenes of 1-5 posed, clothed people from the body model (official SMPL or the procedural stand-in)
@@ -347,8 +348,8 @@ def check_out(out):
             with open(path, 'rb') as f:
                 ours = f.read(len(ANNOTATION_START)) == ANNOTATION_START
             if not ours:
-                raise UserError(f'--out {out} holds {path.relative_to(out)}, which tool/make_data/make_synthetic.py did not '
-                                f'write (a real 3DPW set?): give another --out; nothing was changed')
+                raise UserError(f'--out {out} holds {path.relative_to(out)}, which tool/make_data/make_synthetic.py '
+                                f'did not write (a real 3DPW set?): give another --out; nothing was changed')
 
 
 def work_folder(out, kind):

@@ -186,7 +186,8 @@ def probe_section(probes):
                          '' if name == 'given' else f'{v["mpjpe_moved_per_person"]:.1f}'])
     gates = ', '.join(f'{NAMES[m]} {r["gate"]:+.3f}' for m, r in probes.items() if r.get('gate') is not None)
     lines = ['## Does each model use its image and edge map?', '',
-             "Seed 0's models tested with their inputs altered (`python tool/experiments/probe_inputs.py --ckpt <experiment>`): "
+             "Seed 0's models tested with their inputs altered "
+             "(`python tool/experiments/probe_inputs.py --ckpt <experiment>`): "
              "the crops (and a teacher's edge maps) swapped between people (mostly of other images), each "
              "person's input 2D pose kept, a uniform grey image, and the edge map zeroed or swapped with the image "
              "kept. A model that lifts the 2D pose and ignores the rest does not move; in brackets the change against the model as "

@@ -1,5 +1,6 @@
 """Running main/train.py and main/test.py as stages of a larger job (tool/quickstart.py, tool/experiments/ablation.py,
-tool/benchmarks/bench_learning.py): resumable training in a stage folder, the result file of a test, key=value overrides.
+tool/benchmarks/bench_learning.py): resumable training in a stage folder, the result file of a test, key=value
+overrides.
 
 A stage folder holds the experiment folder(s) train.py makes in it (`output_dir=<stage folder>`). A stage is
 trained when its experiment has the snapshot of its last epoch; an experiment with any checkpoint continues with

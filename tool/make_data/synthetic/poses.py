@@ -20,7 +20,8 @@ limits, and returns the 23 body joints as axis-angle (SMPL pose[3:72]).
 A bend at the hips pitches the pelvis itself: `ROOT_PITCH` gives those poses a forward pitch of the whole body
 (degrees, applied to the root by the scene), and their hips flex by about as much, so the legs stay under the body.
 `POSE_NAMES` are the everyday poses drawn by default; `SIT_BEND_NAMES` the sitting, kneeling, crouching and bending
-ones (some of them among `POSE_NAMES` too), drawn with the share `--sit-bend` of tool/make_data/make_synthetic.py asks for.
+ones (some of them among `POSE_NAMES` too), drawn with the share `--sit-bend` of tool/make_data/make_synthetic.py asks
+for.
 """
 import numpy as np
 from scipy.spatial.transform import Rotation

@@ -28,7 +28,8 @@ from scipy.spatial.transform import Rotation
 
 from common.body.joint_sets import OPENPOSE18, SMPL30
 from common.camera import Camera
-from tool.make_data.synthetic.poses import OTHER_NAMES, POSE_NAMES, SIT_BEND_NAMES, euler_to_axis_angle, sample_pose_euler
+from tool.make_data.synthetic.poses import (OTHER_NAMES, POSE_NAMES, SIT_BEND_NAMES, euler_to_axis_angle,
+                                            sample_pose_euler)
 
 GENDERS = ('neutral', 'male', 'female')
 GENDER_P = (0.4, 0.3, 0.3)
