@@ -3,10 +3,8 @@
     python tool/experiments/ablation.py --base assets/yaml/student.yml edge.type=canny,rcf,hed \\
         distill.loss=log_softmax_l1,l1,kd,at,fsp,gc,cwd,pkd distill.stages=[3,4],[2,3,4],[1,2,3,4] --seeds 3
     python tool/experiments/ablation.py --preset sefd_losses --teacher output/<teacher experiment>   # SEFD's loss table
-    python tool/experiments/ablation.py --preset sefd_stages --jobs 2 --gpu 0,1                        # feature
-                                                                                                       # connections
-    python tool/experiments/ablation.py --preset sefd_losses train.end_epoch=2 --dry-run               # the cells,
-                                                                                                       # nothing run
+    python tool/experiments/ablation.py --preset sefd_stages --jobs 2 --gpu 0,1     # feature connections
+    python tool/experiments/ablation.py --preset sefd_losses train.end_epoch=2 --dry-run   # the cells, nothing run
 
 Arguments `key=v1,v2,...` are the grid's axes (commas inside brackets belong to the value: `[3,4],[2,3,4]` is two
 values); `key=value` with one value applies to every cell. The cells are the product of the axes, times
