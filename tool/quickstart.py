@@ -2,7 +2,7 @@
 
     python tool/quickstart.py                      # --scale small: synthetic crowds, ~15 min on 2 CPU cores
     python tool/quickstart.py --scale tiny         # every stage in about a minute (a smoke run)
-    python tool/quickstart.py --scale medium --seeds 2  # more people and epochs, two seeds: ~90 min on 2 CPU cores
+    python tool/quickstart.py --scale medium --seeds 3  # more people and epochs, three seeds: ~70 min on 2 CPU cores
     python tool/quickstart.py --scale full --gpu 0 # the real datasets, ResNet-50 at 256 px (when present)
     python tool/quickstart.py --seeds 3            # 3 seeds per model: mean and spread in the report
     python tool/quickstart.py --dry-run            # the plan and the commands, nothing run
