@@ -137,6 +137,7 @@ class BaseDataset(Dataset):
 
     def __init__(self, cfg, split='train'):
         self.cfg, self.split, self.train = cfg, split, split == 'train'
+        self._bodies = {}   # gender -> this dataset's own body model (load_records needs them)
         self.root = dataset_root(cfg, self.name)
         self.size = cfg.model.input_size
         self.hm = self.size // 4
@@ -160,10 +161,9 @@ class BaseDataset(Dataset):
 
     def body(self, gender='neutral'):
         """This dataset's own body model (built once: samples ask for it each time)."""
-        bodies = self.__dict__.setdefault('_bodies', {})
-        if gender not in bodies:
-            bodies[gender] = body_model(self.cfg.model, gender)
-        return bodies[gender]
+        if gender not in self._bodies:
+            self._bodies[gender] = body_model(self.cfg.model, gender)
+        return self._bodies[gender]
 
     @property
     def published_crops(self):
