@@ -22,6 +22,7 @@ from main.published_config import ADDED_KEYS, translate_published
 
 MODES = ('baseline', 'teacher', 'student')
 INPUT_POSES = ('detector', 'published')
+CAMERAS = ('centred', 'anchored', 'published')
 
 
 @dataclass
@@ -48,8 +49,10 @@ class ModelConfig:
     image_gate_init: float = 0.0   # model.pose_to_head: the image features' gate at the start (0: closed)
     head_pose_dropout: float = 0.0 # model.pose_to_head: in training, the share of samples whose head does not get the
                                    # input pose directly (it still enters as heatmaps): the head must read the features
-    camera: str = 'centred'        # depth t_z = k sigmoid(g + c): centred = c puts g = 0 at the depth of a person
-                                   # filling the crop, with a prior on g (train.loss_weights.cam_prior); published: c = 0
+    camera: str = 'anchored'       # anchored: solved, not predicted: the root where the predicted body best lies on
+                                   # the input 2D pose (common/nets/camera_anchor.py) | centred: t_z = k sigmoid(g + c),
+                                   # c puts g = 0 at a person filling the crop, prior on g (loss_weights.cam_prior) |
+                                   # published: k sigmoid(g)
 
 
 @dataclass
@@ -369,7 +372,7 @@ def validate(cfg):
     must(cfg.edge.type in edge_types,
          f'edge.type {cfg.edge.type!r} is not one of {edge_types}{closest(cfg.edge.type, edge_types)}')
     must(cfg.model.pose_head in ('rot6d', 'vposer'), 'model.pose_head must be rot6d or vposer')
-    must(cfg.model.camera in ('centred', 'published'), 'model.camera must be centred or published')
+    must(cfg.model.camera in CAMERAS, f'model.camera must be one of {CAMERAS}')
     must(cfg.model.pose2feat in ('residual', 'published'), 'model.pose2feat must be residual or published')
     must(cfg.model.edge_init in EDGE_INITS, f'model.edge_init must be one of {EDGE_INITS}')
     must(cfg.model.pose_head != 'vposer' or cfg.model.vposer_ckpt,

@@ -120,10 +120,11 @@ def sample_joint_features(img_feat, joint_xy):
 
 
 class RotationNet(nn.Module):
-    """Joint-sampled features + (detached) joint_img and score -> graph conv -> root 6D, pose code, betas, cam."""
+    """Joint-sampled features + (detached) joint_img and score -> graph conv -> root 6D, pose code, betas, cam (None
+    without camera_out: a camera solved elsewhere leaves no parameter unused, which DDP would not allow)."""
 
     def __init__(self, num_joints=15, in_ch=2048, hidden=128, num_res_blocks=4, pose_out=32,
-                 skeleton=None, flip_pairs=None, shape_dim=10, input_pose_dim=0, image_gate_init=0.0):
+                 skeleton=None, flip_pairs=None, shape_dim=10, input_pose_dim=0, image_gate_init=0.0, camera_out=True):
         super().__init__()
         if skeleton is None and flip_pairs is None and num_joints == len(GRAPH15):
             skeleton, flip_pairs = GRAPH15.skeleton, GRAPH15.flip_pairs
@@ -140,7 +141,7 @@ class RotationNet(nn.Module):
         self.hidden2root = nn.Linear(flat, 6)
         self.hidden2pose = nn.Linear(flat, pose_out)
         self.hidden2shape = nn.Linear(flat, shape_dim)
-        self.hidden2cam = nn.Linear(flat, 3)
+        self.hidden2cam = nn.Linear(flat, 3) if camera_out else None
 
     def init_weights(self):
         init_head_weights(self)
@@ -158,4 +159,5 @@ class RotationNet(nn.Module):
         feat = self.graph_block(feat).flatten(1)
         # fp32 outputs even under autocast: they feed Gram-Schmidt, SMPL and the camera, where bf16 is too coarse.
         return RotationOutput(self.hidden2root(feat).float(), self.hidden2pose(feat).float(),
-                              self.hidden2shape(feat).float(), self.hidden2cam(feat).float())
+                              self.hidden2shape(feat).float(),
+                              self.hidden2cam(feat).float() if self.hidden2cam is not None else None)

@@ -63,7 +63,8 @@ def template(model):
 @pytest.fixture(scope='module')
 def student_ckpt(tmp_path_factory):
     """A Canny student (edge-only: no teacher needed) with the known prediction, and the mesh depth."""
-    cfg = load_config(None, TINY + ['mode=student', 'edge.type=canny', 'distill.loss=none'])
+    # a depth of its own (centred), not one laid onto each input pose (anchored): the known mesh's place is fixed
+    cfg = load_config(None, TINY + ['mode=student', 'edge.type=canny', 'distill.loss=none', 'model.camera=centred'])
     model, tz = known_mesh_model(cfg)
     path = tmp_path_factory.mktemp('ckpt') / 'student.pth.tar'
     save_checkpoint(path, {'model': model.state_dict(), 'config': cfg.to_dict(), 'epoch': 0})

@@ -30,7 +30,7 @@ def test_outputs_and_losses(body):
     inputs, targets, meta = make_batch(body, 2, 64)
     total, losses = model(inputs, targets, meta, 'train')
     assert set(losses) == {'smpl_root', 'body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'body_joint_proj',
-                           'body_joint_cam', 'smpl_joint_cam', 'cam_prior'}
+                           'body_joint_cam', 'smpl_joint_cam'}    # the default camera is solved: no cam_prior
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
     w = cfg.train.loss_weights
     torch.testing.assert_close(total, sum(v * getattr(w, k) for k, v in losses.items()))
@@ -106,9 +106,8 @@ def test_root_loss_near_pi(body, root_loss):
     pose = targets['pose_param'].clone()
     pose[:, :3] = pred_aa
     zeros = lambda *s: torch.zeros(*s)  # noqa: E731
-    head = Head(zeros(1, 15, 3), zeros(1, 15, 1), pose, zeros(1, 10), zeros(1, 3), axis_angle_to_matrix(pred_aa),
-                zeros(1))
-    body = Body(None, zeros(1, 30, 3), None, zeros(1, 30, 2))
+    head = Head(zeros(1, 15, 3), zeros(1, 15, 1), pose, zeros(1, 10), zeros(1, 3), axis_angle_to_matrix(pred_aa))
+    body = Body(None, zeros(1, 30, 3), None, zeros(1, 30, 2), zeros(1, 3))
     losses = model.losses(head, body, targets, meta)
     if root_loss == 'matrix':
         assert losses['smpl_pose'].abs().max() == 0
