@@ -90,6 +90,39 @@ def test_overfit_few_samples(body):
     assert after < 15 and after < before / 10, (before, after)
 
 
+@pytest.mark.parametrize('root_px,depth', [((32, 34), 220.0), ((30, 70), 80.0)], ids=['whole', 'head_and_shoulders'])
+def test_solved_camera_lays_the_body_on_its_input_pose(body, root_px, depth):
+    """model.camera=anchored (the default): a model that answers the upright rest body, given that body's projection as
+    its input pose (the joints inside the crop), projects those joints back onto it, also for a close-up whose crop
+    shows only head, shoulders and arms: the body at the person's size, not a small whole body in an upper-body crop."""
+    from common.body.joint_sets import SMPL30
+    cfg = load_config(None, TINY + ['model.input_size=64'])
+    model = Model(cfg, body).eval()
+    rn = model.rotation_net
+    for layer in (rn.hidden2root, rn.hidden2pose, rn.hidden2shape):   # the answer: upright, rest pose, mean shape
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    pose = torch.zeros(1, 72)
+    pose[0, 0] = math.pi
+    _, joints = body(pose, torch.zeros(1, 10), None)
+    f, S = cfg.model.focal[0], 64
+    cam = joints[0] - joints[0, SMPL30.root_idx] + torch.tensor([(root_px[0] - S / 2) * depth / f,
+                                                                 (root_px[1] - S / 2) * depth / f, depth])
+    uv = f * cam[:, :2] / cam[:, 2:] + S / 2                                   # crop px
+    detected = [SMPL30.index(n) for n in ('Nose', 'L_Ear', 'R_Ear', 'L_Shoulder', 'R_Shoulder', 'L_Elbow', 'R_Elbow',
+                                          'L_Wrist', 'R_Wrist', 'Pelvis', 'L_Hip', 'R_Hip', 'L_Knee', 'R_Knee',
+                                          'L_Ankle', 'R_Ankle')]
+    mask = torch.zeros(len(SMPL30), dtype=torch.bool)
+    mask[detected] = True
+    mask &= ((uv >= 0) & (uv < S)).all(1)
+    assert mask[SMPL30.index('L_Shoulder')] and (mask[SMPL30.index('L_Hip')] == (depth > 100))
+    inputs = {'img': torch.rand(1, 3, S, S), 'joints': (uv / 4)[None], 'joints_mask': mask[None, :, None].float()}
+    with torch.no_grad():
+        out = model(inputs, mode='test')
+    err = (out['joint_proj'][0] - uv / 4)[mask].norm(dim=1)                    # heatmap px
+    assert err.max() < 0.25, err      # 1 crop px; weak perspective neglects the body's relief (~0.5% at these depths)
+
+
 @pytest.mark.parametrize('root_loss', ['matrix', 'axis_angle'])
 def test_root_loss_near_pi(body, root_loss):
     """An upright person's root rotation has angle ~pi, where axis-angle jumps between +axis and -axis for
