@@ -52,7 +52,8 @@ TASK_TERMS = ('body_joint_img', 'smpl_joint_img', 'smpl_pose', 'smpl_shape', 'bo
 
 # model.camera=centred: the depth logit's offset, logit(0.85): g = 0 is the depth at which a person of ~1.7 m fills
 # the crop as the loaders crop (the box x1.25), k = the depth at which camera_3d_size (2.5 m) fills it
-CAMERA_CENTRE = math.log(0.85 / 0.15)
+CENTRED_DEPTH = 0.85
+CAMERA_CENTRE = math.log(CENTRED_DEPTH / (1 - CENTRED_DEPTH))
 
 
 def task_terms(cfg):
@@ -193,18 +194,16 @@ class Model(nn.Module):
     def camera(self, cam, joints, inputs):
         """SMPL's translation [B,3] in the crop camera, for a body whose joints [B,30,3] (at no translation) are given.
         centred / published: of the camera output cam [B,3] = (x, y, g). anchored: solved, not predicted (no cam):
-        the root at the depth and pixel that lay the body onto the input 2D pose (common/nets/camera_anchor.py).
-        The solve is differentiable, so the projection loss scores the pose as laid onto the 2D pose. Measured (2026-12-04,
-        one seed): a predicted log-depth and pixel offset on top of the anchor doubled the 2D error of the trained
-        baseline's projection on training crops (3.9 vs 2.4 heatmap px; head-and-shoulders crops 8.7 vs 4.9), and
-        holding the anchor constant in the backward left a 4-sample overfit 9x higher (15 mm vs 1.7)."""
+        the root at the depth and pixel that lay the body onto the input 2D pose (common/nets/camera_anchor.py),
+        differentiably, so that the projection loss scores the pose as laid onto the 2D pose (why, and the variants
+        measured: docs/findings.md, "One learnt camera depth cannot fit close-ups")."""
         if self.cfg.model.camera == 'anchored':
             root = joints[:, self.root_idx]
             pose_2d = inputs['joints'][:, :, :2] * (self.input_size / self.hm_size)
             f = torch.tensor(self.cfg.model.focal, dtype=torch.float32, device=joints.device)
             depth, root_px = anchor_camera(pose_2d, inputs['joints_mask'].reshape(pose_2d.shape[:2]),
                                            joints - root[:, None], f.prod().sqrt().item(), self.input_size,
-                                           self.camera_k * torch.sigmoid(torch.tensor(CAMERA_CENTRE)).item())
+                                           self.camera_k * CENTRED_DEPTH)
             uv = root_px - self.input_size / 2
             return torch.cat([uv * depth[:, None] / f, depth[:, None]], dim=1) - root
         # published: sigmoid(g) starts at half the usual depth (people twice too big), so the first steps drive g into
