@@ -200,12 +200,12 @@ class Model(nn.Module):
         if self.cfg.model.camera == 'anchored':
             root = joints[:, self.root_idx]
             pose_2d = inputs['joints'][:, :, :2] * (self.input_size / self.hm_size)
-            f = torch.tensor(self.cfg.model.focal, dtype=torch.float32, device=joints.device)
+            fx, fy = self.cfg.model.focal
             depth, root_px = anchor_camera(pose_2d, inputs['joints_mask'].reshape(pose_2d.shape[:2]),
-                                           joints - root[:, None], f.prod().sqrt().item(), self.input_size,
+                                           joints - root[:, None], math.sqrt(fx * fy), self.input_size,
                                            self.camera_k * CENTRED_DEPTH)
             uv = root_px - self.input_size / 2
-            return torch.cat([uv * depth[:, None] / f, depth[:, None]], dim=1) - root
+            return torch.stack([uv[:, 0] * depth / fx, uv[:, 1] * depth / fy, depth], dim=1) - root
         # published: sigmoid(g) starts at half the usual depth (people twice too big), so the first steps drive g into
         # saturation (measured: g ~ 10-25 within 10 Adam steps at lr 1e-3), where the projection loss can no longer
         # move the depth; centred starts at the usual depth and keeps g near it with a prior
