@@ -16,6 +16,11 @@ import numpy as np
 SPLITS = ('train', 'validation', 'test')
 
 
+def _why(e):
+    """A record's problem in words: a missing field by its name, else the error's message."""
+    return f'missing field {e}' if isinstance(e, KeyError) else str(e)
+
+
 def _finite(x, n):
     a = np.asarray(x, np.float64).reshape(-1)
     return a if a.size == n and np.isfinite(a).all() else None
@@ -49,11 +54,8 @@ def check_dataset(root, model_dir=None, max_lines=30, print_fn=print):
                     raise ValueError('cam_param focal/princpt must be 2 finite numbers each, focal > 0')
                 w, h = int(img['width']), int(img['height'])
                 f = root / 'imageFiles' / img['sequence'] / img['file_name']
-            except KeyError as e:
-                problems.append(f'{key}: missing field {e}')
-                continue
-            except (ValueError, TypeError) as e:
-                problems.append(f'{key}: {e}')
+            except (KeyError, ValueError, TypeError) as e:
+                problems.append(f'{key}: {_why(e)}')
                 continue
             if not f.is_file():
                 problems.append(f'{key}: image file {f} missing')
@@ -86,11 +88,8 @@ def check_dataset(root, model_dir=None, max_lines=30, print_fn=print):
                 bbox = _finite(ann['bbox'], 4)
                 if jimg is None or bbox is None:
                     raise ValueError('joint_img (24x2) and bbox (4) must be finite numbers')
-            except KeyError as e:
-                problems.append(f'{key}: missing field {e}')
-                continue
-            except (ValueError, TypeError) as e:
-                problems.append(f'{key}: {e}')
+            except (KeyError, ValueError, TypeError) as e:
+                problems.append(f'{key}: {_why(e)}')
                 continue
             try:
                 model = bodies(gender)
